@@ -1,0 +1,1 @@
+"""LTX-2 text- and image-to-video through diffusers."""
