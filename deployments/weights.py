@@ -35,7 +35,11 @@ def _fetch_hf(spec: str, cache: Path) -> Path:
     allow = [rest, f"{rest}/*"] if rest else None
     logger.info("fetching weights hf://%s (revision %s, files %s)", repo, revision or "main", rest or "all")
     root = snapshot_download(
-        repo, revision=revision or None, cache_dir=cache, allow_patterns=allow, token=os.environ.get("HF_TOKEN")
+        repo,
+        revision=revision or None,
+        cache_dir=cache,
+        allow_patterns=allow,
+        token=os.environ.get("HF_TOKEN"),
     )
     return Path(root) / rest if rest else Path(root)
 

@@ -13,6 +13,17 @@ class VideoServeError(Exception):
         super().__init__(message)
         self.message = message
 
+    def __reduce__(self) -> tuple:
+        # Errors cross Ray processes (queue -> gateway); subclasses take other arguments than `args`.
+        return (_rebuild, (type(self), self.__dict__))
+
+
+def _rebuild(cls: type[VideoServeError], state: dict) -> VideoServeError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state["message"])
+    error.__dict__.update(state)
+    return error
+
 
 class InvalidInput(VideoServeError):
     """A request field breaks a rule; the message names the field, the value and the rule."""
@@ -63,7 +74,7 @@ class StorageError(VideoServeError):
     code = "storage_unavailable"
 
 
-class JobCancelled(Exception):  # noqa: N818 - a condition, raised by a runner to stop between steps
+class JobCancelled(Exception):
     """Raised inside a model run when the job's cancel flag is seen."""
 
 
@@ -75,3 +86,17 @@ class JobFailed(VideoServeError):
     def __init__(self, message: str, code: str = "job_failed") -> None:
         super().__init__(message)
         self.code = code
+
+
+class JobNotReady(VideoServeError):
+    """The job has no result (yet, or ever)."""
+
+    status_code = 409
+    code = "job_not_ready"
+
+
+class Unavailable(VideoServeError):
+    """A queue or the storage cannot answer right now (a replica restarting); safe to retry."""
+
+    status_code = 503
+    code = "unavailable"

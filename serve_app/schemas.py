@@ -14,7 +14,9 @@ JobStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 CameraMotion = Literal[CAMERA_MOTIONS]  # type: ignore[valid-type]
 Resolution = Literal[tuple(RESOLUTION_PRESETS)]  # type: ignore[valid-type]
-UploadKey = Annotated[str, Field(pattern=r"^uploads/[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_.-]{1,64}$", max_length=200)]
+UploadKey = Annotated[
+    str, Field(pattern=r"^uploads/[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_.-]{1,64}$", max_length=200)
+]
 
 
 def utcnow() -> datetime:
@@ -22,12 +24,13 @@ def utcnow() -> datetime:
 
 
 def _exactly_one(model: BaseModel, fields: tuple[str, ...], required: bool) -> str | None:
-    """Name of the one field set among `fields`; a ValueError naming them when none (if required) or several."""
+    """Name of the one field set among `fields`; else a ValueError. Cross-field messages start with
+    `field:` so the 422 handler can name the field (pydantic gives model-level errors no field)."""
     given = [f for f in fields if getattr(model, f) is not None]
     if len(given) > 1:
-        raise ValueError(f"give only one of {', '.join(fields)}; got {', '.join(given)}")
+        raise ValueError(f"{given[1]}: give only one of {', '.join(fields)}; got {', '.join(given)}")
     if required and not given:
-        raise ValueError(f"one of {', '.join(fields)} is required")
+        raise ValueError(f"{fields[0]}: one of {', '.join(fields)} is required")
     return given[0] if given else None
 
 
@@ -41,7 +44,9 @@ class LTX2Request(BaseModel):
     negative_prompt: str = Field("", max_length=4000, description="What the video should avoid.")
     image_url: HttpUrl | None = Field(None, description="First frame, fetched over http(s).")
     image_base64: str | None = Field(None, description="First frame as base64 (or a data: URI).")
-    image_key: UploadKey | None = Field(None, description="First frame uploaded through /api/v1/presign/upload.")
+    image_key: UploadKey | None = Field(
+        None, description="First frame uploaded through /api/v1/presign/upload."
+    )
     quality: Literal["fast", "pro"] = Field(
         "fast",
         validation_alias=AliasChoices("quality", "mode"),
@@ -59,9 +64,9 @@ class LTX2Request(BaseModel):
     @model_validator(mode="after")
     def _one_size_source(self) -> LTX2Request:
         if self.resolution is not None and (self.width is not None or self.height is not None):
-            raise ValueError("give either resolution or width/height, not both")
+            raise ValueError("resolution: give either resolution or width/height, not both")
         if (self.width is None) != (self.height is None):
-            raise ValueError("width and height go together")
+            raise ValueError(f"{'height' if self.height is None else 'width'}: width and height go together")
         _exactly_one(self, ("image_url", "image_base64", "image_key"), required=False)
         return self
 
@@ -83,8 +88,12 @@ class Wav2LipRequest(BaseModel):
         (0, 10, 0, 0), description="Pixels added to the face box: top, bottom, left, right."
     )
     smooth: bool = Field(True, description="Average face boxes over 5 frames to steady the mouth region.")
-    blend: Literal["feather", "hard"] = Field("feather", description="Feathered paste, or the official hard box.")
-    on_no_face: Literal["keep", "fail"] = Field("keep", description="A frame without a face: keep it, or fail.")
+    blend: Literal["feather", "hard"] = Field(
+        "feather", description="Feathered paste, or the official hard box."
+    )
+    on_no_face: Literal["keep", "fail"] = Field(
+        "keep", description="A frame without a face: keep it, or fail."
+    )
     webhook_url: HttpUrl | None = Field(None, description="Receives a signed POST when the job ends.")
 
     @model_validator(mode="after")
@@ -92,7 +101,7 @@ class Wav2LipRequest(BaseModel):
         _exactly_one(self, ("video_url", "video_key", "image_url", "image_key"), required=True)
         _exactly_one(self, ("audio_url", "audio_key"), required=True)
         if any(p < 0 or p > 256 for p in self.pads):
-            raise ValueError("pads must each be between 0 and 256 pixels")
+            raise ValueError("pads: each must be between 0 and 256 pixels")
         return self
 
 
@@ -104,12 +113,14 @@ class PresignUploadRequest(BaseModel):
 
     input_type: Literal["image", "video", "audio"]
     content_type: str = Field(pattern=r"^(image|video|audio)/[A-Za-z0-9.+-]{1,64}$", description="MIME type.")
-    job_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Groups uploads; optional.")
+    job_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Groups uploads; optional."
+    )
 
     @model_validator(mode="after")
     def _type_matches(self) -> PresignUploadRequest:
         if self.content_type.split("/")[0] != self.input_type:
-            raise ValueError(f"content_type {self.content_type} is not an {self.input_type} type")
+            raise ValueError(f"content_type: {self.content_type} is not an {self.input_type} type")
         return self
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field, PositiveInt
+from typing import Literal
+
+from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
 
 from deployments.base import ModelArgs
+from deployments.ltx2.params import Quality
+from serve_app.errors import InvalidInput
 
 CAMERA_MOTIONS = ("static", "dolly_in", "dolly_out", "dolly_left", "dolly_right", "jib_up", "jib_down")
 
@@ -17,3 +21,91 @@ class LTX2Args(ModelArgs):
     )
     max_duration_s: float = Field(10.0, gt=0, description="Longest clip a request may ask for, in seconds.")
     max_side: PositiveInt = Field(1920, description="Largest width or height a request may ask for, in pixels.")
+
+    model_version: Literal["2.0"] = Field(
+        "2.0", description="LTX-2 release the weights belong to; picks the version-specific call arguments."
+    )
+    transformer_kind: Literal["full", "distilled"] = Field(
+        "full",
+        description="What the transformer in `weights` is: the full (dev) model, or an already distilled one "
+        "(e.g. rootonchair/LTX-2-19b-distilled, which can serve `fast` only).",
+    )
+    qualities: tuple[Quality, ...] = Field(
+        ("fast", "pro"), min_length=1, description="Quality modes this deployment serves; others are rejected."
+    )
+    distilled_lora: str | None = Field(
+        None,
+        description="LoRA that turns the full model into the distilled one (ltx-2-19b-distilled-lora-384), used by "
+        "`fast` and by stage 2 of `pro`: local .safetensors file or dir, hf://org/repo/file, s3://bucket/key.",
+    )
+    distilled_lora_strength: NonNegativeFloat = Field(1.0, description="Adapter weight of `distilled_lora`.")
+    upsampler: str | None = Field(
+        None, description="Latent x2 upsampler (diffusers dir) for `pro`; default: `latent_upsampler/` of `weights`."
+    )
+    text_encoder: str | None = Field(
+        None,
+        description="Gemma 3 text encoder + tokenizer when not taken from `weights`: a diffusers-layout dir with "
+        "text_encoder/ and tokenizer/, or a plain Gemma 3 checkpoint (gated: set HF_TOKEN).",
+    )
+    camera_lora_strength: NonNegativeFloat = Field(1.0, description="Adapter weight of the requested camera LoRA.")
+    dtype: Literal["auto", "bfloat16", "float32"] = Field(
+        "auto", description="Weights and compute dtype; auto = bfloat16 on CUDA, float32 on CPU."
+    )
+    cpu_offload: bool = Field(
+        False, description="enable_model_cpu_offload(): each component visits the GPU only while it runs."
+    )
+    vae_tiling: bool = Field(False, description="Decode the video in spatial tiles (less VRAM at large sizes).")
+    fp8_layerwise: bool = Field(
+        False,
+        description="Store transformer weights in float8_e4m3fn and upcast each layer to bfloat16 when it runs "
+        "(halves its memory, no speed-up). CUDA only.",
+    )
+    image_crf: int = Field(
+        0,
+        ge=0,
+        le=51,
+        description="H.264 CRF applied to the image-to-video input before conditioning; 0 = use the staged image "
+        "as is (LTX-2.0 was trained with CRF 33 re-compression, diffusers' default).",
+    )
+    max_prompt_tokens: PositiveInt = Field(
+        1024, description="Prompt length in tokens the text encoder pads/truncates to (LTX-2 uses 1024)."
+    )
+    pro_steps: PositiveInt | None = Field(
+        None,
+        description="Override the `pro` stage-1 step count (CPU smoke runs and tests); None = the recipe's own.",
+    )
+
+    @field_validator("camera_loras")
+    @classmethod
+    def _known_motions(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(CAMERA_MOTIONS))
+        if unknown:
+            raise ValueError(f"unknown camera motions {unknown}; known: {list(CAMERA_MOTIONS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _recipes_servable(self) -> LTX2Args:
+        # Checked at deploy time, before any download. Random weights stand in for every variant.
+        if self.weights is None:
+            return self
+        if self.transformer_kind == "full" and self.distilled_lora is None:
+            raise ValueError("`fast` and stage 2 of `pro` need distilled weights: set `distilled_lora`")
+        if self.transformer_kind == "distilled" and "pro" in self.qualities:
+            raise ValueError("`pro` runs the full model in stage 1: serve only `fast` with distilled weights")
+        return self
+
+
+def check_quality(args: LTX2Args, quality: str) -> None:
+    """Raise InvalidInput unless this deployment serves `quality`."""
+    if quality not in args.qualities:
+        raise InvalidInput("quality", f"{quality!r} is not served by this deployment; served: {list(args.qualities)}")
+
+
+def check_camera_lora(args: LTX2Args, motion: str) -> None:
+    """Raise InvalidInput unless `motion` is `static` or has a LoRA configured on this deployment."""
+    if motion == "static" or motion in args.camera_loras:
+        return
+    configured = sorted({"static", *args.camera_loras})
+    raise InvalidInput(
+        "camera_lora", f"{motion!r} is not configured on this deployment; configured: {', '.join(configured)}"
+    )

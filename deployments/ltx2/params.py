@@ -50,9 +50,7 @@ def frames_for_duration(duration_s: float, fps: int) -> int:
     return VAE_TEMPORAL_RATIO * k + 1
 
 
-def resolve_size(
-    quality: Quality, width: int | None, height: int | None, resolution: str | None
-) -> tuple[int, int]:
+def resolve_size(quality: Quality, width: int | None, height: int | None, resolution: str | None) -> tuple[int, int]:
     """The snapped (width, height) for a request's explicit size or preset."""
     if resolution is not None:
         width, height = RESOLUTION_PRESETS[resolution]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, PositiveInt
 
 from deployments.base import ModelArgs
@@ -11,3 +13,30 @@ class Wav2LipArgs(ModelArgs):
     runner: str = Field("deployments.wav2lip.runner:Wav2LipRunner", description="Import path of the runner.")
     max_duration_s: float = Field(120.0, gt=0, description="Longest audio (and so output) accepted, in seconds.")
     max_side: PositiveInt = Field(1920, description="Largest width or height of the face video or image.")
+    batch_size: PositiveInt = Field(
+        64, description="Faces per generator forward pass (the official script uses 128; ~2 GB at fp16)."
+    )
+    half_precision: bool = Field(
+        True,
+        description="fp16 autocast on CUDA; bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX), else fp32.",
+    )
+    detector: Literal["auto", "s3fd", "opencv"] = Field(
+        "auto", description="Face detector: auto = s3fd when `detector_weights` is set, else OpenCV's Haar cascade."
+    )
+    detector_weights: str | None = Field(
+        None, description="S3FD weights (s3fd-619a316812.pth) as a local path, hf://org/repo/file or s3://bucket/key."
+    )
+    face_det_batch_size: PositiveInt = Field(16, description="Frames per face-detector call.")
+    detect_max_side: PositiveInt | None = Field(
+        480,
+        description="Frames are shrunk to this longest side for detection (boxes are scaled back); None = full size.",
+    )
+    detect_every: PositiveInt = Field(
+        1,
+        description="Detect every Nth frame and interpolate boxes; a gap gets a face only if both ends have one.",
+    )
+    smooth_window: PositiveInt = Field(5, description="Frames averaged per box when a job asks for smoothing.")
+    video_crf: int = Field(18, ge=0, le=51, description="libx264 constant rate factor of the output (lower = better).")
+    video_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = Field(
+        "veryfast", description="libx264 speed/size trade-off of the output."
+    )

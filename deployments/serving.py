@@ -1,0 +1,130 @@
+"""The Serve deployment around a runner: inputs from storage, the run in a thread, output to storage,
+progress and heartbeats to the model's JobQueue. Replicas hold only weights (invariant 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from deployments.base import JobSpec, ModelArgs, ModelRunner
+from deployments.media import MediaError
+from serve_app.errors import InvalidInput, JobCancelled, JobFailed
+from serve_app.jobstore import JobResult, result_key
+from serve_app.schemas import JobError
+from serve_app.settings import Secrets, StorageArgs
+from serve_app.storage import build_storage
+
+logger = logging.getLogger("deployments.serving")
+REPORT_MIN_INTERVAL_S = 0.5  # progress messages are coalesced; a stage change is always sent
+HEARTBEAT_S = 10.0
+
+
+def load_runner(args: ModelArgs) -> ModelRunner:
+    """Import `args.runner` (`module:Class`) and build it: the slow part, weights to device, once per replica."""
+    module_name, _, class_name = args.runner.partition(":")
+    runner_cls = getattr(importlib.import_module(module_name), class_name)
+    return runner_cls(args)
+
+
+class QueueReporter:
+    """A runner's `Reporter`: called from the run's thread, sends to the queue on the replica's event loop
+    without waiting, and remembers whether the queue asked the run to stop."""
+
+    def __init__(self, job: JobSpec, queue: DeploymentHandle, loop: asyncio.AbstractEventLoop) -> None:
+        self._job, self._queue, self._loop = job, queue, loop
+        self._stop = False
+        self._stage, self._progress, self._sent_at = "", 0.0, 0.0
+
+    def report(self, stage: str, progress: float) -> None:
+        now = time.monotonic()
+        if stage == self._stage and now - self._sent_at < REPORT_MIN_INTERVAL_S:
+            self._progress = progress
+            return
+        self._stage, self._progress, self._sent_at = stage, progress, now
+        asyncio.run_coroutine_threadsafe(self.send(), self._loop)
+
+    def raise_if_cancelled(self) -> None:
+        if self._stop:
+            raise JobCancelled(self._job.job_id)
+
+    async def send(self) -> bool:
+        """Send the latest stage and progress; True when the queue wants the run stopped."""
+        try:
+            stop = await self._queue.report.remote(self._job.job_id, self._job.attempt, self._stage, self._progress)
+        except Exception as exc:  # the queue restarting must not fail the run; the next report retries
+            logger.warning("progress report for job %s failed: %s", self._job.job_id, type(exc).__name__)
+            return self._stop
+        self._stop = self._stop or bool(stop)
+        return self._stop
+
+    async def heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            await self.send()
+
+
+class ModelDeployment:
+    """One model replica: runs one job at a time (max_ongoing_requests=1) with weights loaded once."""
+
+    def __init__(
+        self, model: str, args: ModelArgs, storage_args: StorageArgs, secrets: Secrets, queue_deployment: str
+    ) -> None:
+        started = time.monotonic()
+        self._model = model
+        self._runner = load_runner(args)
+        self._storage = build_storage(storage_args, secrets)
+        self._queue = serve.get_deployment_handle(queue_deployment, serve.get_replica_context().app_name)
+        logger.info(
+            "%s runner loaded in %.1f s (weights: %s)",
+            model,
+            time.monotonic() - started,
+            self._runner.weights,
+        )
+
+    async def run(self, job: JobSpec) -> dict:
+        """Run one job end to end and return its `JobResult`; raises only for errors worth a retry."""
+        reporter = QueueReporter(job, self._queue, asyncio.get_running_loop())
+        reporter.report("starting", 0.0)
+        if await reporter.send():  # cancelled while it waited: it never runs
+            return await self._conclude(job, "cancelled", None, {})
+        heartbeat = asyncio.create_task(reporter.heartbeat())
+        try:
+            with tempfile.TemporaryDirectory(prefix=f"job-{job.job_id}-") as tmp:
+                details = await self._run_in(job, Path(tmp), reporter)
+            return await self._conclude(job, "completed", None, details)
+        except JobCancelled:
+            return await self._conclude(job, "cancelled", None, {})
+        except (JobFailed, InvalidInput, MediaError) as exc:
+            code = getattr(exc, "code", "invalid_media")
+            logger.info("job %s failed: %s", job.job_id, exc, extra={"job_id": job.job_id, "model": self._model})
+            return await self._conclude(job, "failed", JobError(code=code, message=str(exc)), {})
+        finally:
+            heartbeat.cancel()
+
+    async def _run_in(self, job: JobSpec, workdir: Path, reporter: QueueReporter) -> dict:
+        inputs: dict[str, Path] = {}
+        for name, key in job.inputs.items():
+            inputs[name] = workdir / key.rsplit("/", 1)[-1]
+            await asyncio.to_thread(self._storage.download, key, inputs[name])
+        output = await asyncio.to_thread(self._runner.run, job, inputs, workdir, reporter)
+        reporter.raise_if_cancelled()
+        reporter.report("uploading", 0.99)
+        await asyncio.to_thread(self._storage.put_file, job.output_key, output.video_path, output.content_type)
+        return output.details
+
+    async def _conclude(self, job: JobSpec, status: str, error: JobError | None, details: dict) -> dict:
+        """Write the result file (a restarted queue finds it there) and return the same result."""
+        result = JobResult(
+            status=status, attempt=job.attempt, error=error, details=details, weights=self._runner.weights
+        )
+        body = result.model_dump_json().encode()
+        await asyncio.to_thread(self._storage.put_bytes, result_key(job.job_id), body, "application/json")
+        return result.model_dump()

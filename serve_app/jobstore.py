@@ -1,0 +1,112 @@
+"""Where a model's jobs live in object storage: records, the active index, idempotency keys, result files.
+
+```
+jobs/{job_id}/job.json                      the record (JobQueue is its only writer)
+jobs/{job_id}/result.json                   the model's outcome, written by the model replica
+index/{model}/active/{job_id}               an unfinished job
+index/{model}/webhooks/{job_id}             a terminal job whose webhook is not delivered yet
+index/{model}/idempotency/{sha256}          -> job_id
+index/{model}/finished/{epoch}-{job_id}     for the retention sweep (keys sort by time)
+```
+All calls block (boto3); the queue runs them in threads.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from serve_app.errors import NotFound
+from serve_app.schemas import JobError, JobRecord
+from serve_app.storage import Storage
+
+
+class JobResult(BaseModel):
+    """`jobs/{id}/result.json`: what a model replica reports when a run ends (also its return value)."""
+
+    status: str  # completed | failed | cancelled
+    attempt: int
+    error: JobError | None = None
+    details: dict = {}
+    weights: str | None = None
+
+
+def record_key(job_id: str) -> str:
+    return f"jobs/{job_id}/job.json"
+
+
+def result_key(job_id: str) -> str:
+    return f"jobs/{job_id}/result.json"
+
+
+class JobStore:
+    """Typed reads and writes of one model's job data."""
+
+    def __init__(self, storage: Storage, model: str) -> None:
+        self.storage = storage
+        self._index = f"index/{model}"
+
+    def save(self, record: JobRecord) -> None:
+        self.storage.put_bytes(
+            record_key(record.job_id), record.model_dump_json().encode(), "application/json"
+        )
+
+    def load(self, job_id: str) -> JobRecord:
+        return JobRecord.model_validate_json(self.storage.get_bytes(record_key(job_id)))
+
+    def create(self, record: JobRecord, body_hash: str | None = None) -> None:
+        """Record first, index second: a crash between them leaves an orphan record, never a phantom job."""
+        self.save(record)
+        self.storage.put_bytes(f"{self._index}/active/{record.job_id}", b"")
+        if record.idempotency_hash:
+            marker = f"{record.job_id} {body_hash or ''}".encode()
+            self.storage.put_bytes(f"{self._index}/idempotency/{record.idempotency_hash}", marker)
+
+    def finish(self, record: JobRecord, pending_webhook: bool) -> None:
+        """Persist a terminal record and move the job out of the active index."""
+        self.save(record)
+        if pending_webhook:
+            self.storage.put_bytes(f"{self._index}/webhooks/{record.job_id}", b"")
+        epoch = int((record.completed_at or datetime.now()).timestamp())
+        self.storage.put_bytes(f"{self._index}/finished/{epoch:012d}-{record.job_id}", b"")
+        self.storage.delete(f"{self._index}/active/{record.job_id}")
+
+    def webhook_done(self, job_id: str) -> None:
+        self.storage.delete(f"{self._index}/webhooks/{job_id}")
+
+    def active_ids(self) -> list[str]:
+        return [k.rsplit("/", 1)[1] for k in self.storage.list_keys(f"{self._index}/active/")]
+
+    def pending_webhook_ids(self) -> list[str]:
+        return [k.rsplit("/", 1)[1] for k in self.storage.list_keys(f"{self._index}/webhooks/")]
+
+    def find_idempotent(self, key_hash: str) -> tuple[str, str] | None:
+        """(job_id, body hash) of the job first created with this key, if any."""
+        try:
+            job_id, _, body_hash = (
+                self.storage.get_bytes(f"{self._index}/idempotency/{key_hash}").decode().partition(" ")
+            )
+        except NotFound:
+            return None
+        return job_id, body_hash
+
+    def load_result(self, job_id: str) -> JobResult | None:
+        try:
+            return JobResult.model_validate(json.loads(self.storage.get_bytes(result_key(job_id))))
+        except NotFound:
+            return None
+
+    def sweep_finished(self, older_than_s: float) -> int:
+        """Delete finished jobs older than `older_than_s`; returns how many. Stops at the first young one."""
+        cutoff, removed = time.time() - older_than_s, 0
+        for key in self.storage.list_keys(f"{self._index}/finished/"):
+            epoch, _, job_id = key.rsplit("/", 1)[1].partition("-")
+            if int(epoch) >= cutoff:
+                break
+            self.storage.delete_prefix(f"jobs/{job_id}")
+            self.storage.delete(key)
+            removed += 1
+        return removed

@@ -1,0 +1,361 @@
+"""JobQueue: one replica per model, owning the lifecycle of that model's jobs.
+
+It writes each record before answering, sends runnable jobs to the model through a DeploymentHandle
+(a window of them; the rest wait here in order, and those waiting at the handle are the queue depth
+Serve autoscales on), retries crashed runs with backoff, relays cancellation, sends webhooks, and on
+restart rebuilds its backlog from `index/{model}/active/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from ray.serve.handle import DeploymentHandle
+
+from deployments.base import JobSpec
+from serve_app import webhooks
+from serve_app.errors import IdempotencyConflict, JobNotFound, NotFound, QueueFull
+from serve_app.jobstore import JobResult, JobStore
+from serve_app.schemas import JobError, JobRecord, JobView, WebhookState, utcnow
+from serve_app.settings import AppArgs, Secrets
+from serve_app.storage import build_storage
+
+logger = logging.getLogger("serve_app.queue")
+MONITOR_PERIOD_S = 1.0
+RETENTION_SWEEP_PERIOD_S = 3600.0
+
+
+class JobQueue:
+    """Owns one model's jobs: submit, dispatch, retry, cancel, progress, webhooks, recovery."""
+
+    async def __init__(
+        self, model: str, model_handle: DeploymentHandle, args: AppArgs, secrets: Secrets
+    ) -> None:
+        self._model = model
+        self._handle = model_handle
+        self._args, self._qargs = args, args.queue
+        self._secrets = secrets
+        self._store = JobStore(build_storage(args.storage, secrets), model)
+        self._jobs: dict[str, JobRecord] = {}  # unfinished jobs, in submission order
+        self._pending: list[str] = []  # not yet sent to the model
+        self._runs: dict[str, asyncio.Task] = {}  # sent to the model (or backing off between tries)
+        self._adopted: dict[str, float] = {}  # running before a restart: job -> monotonic deadline
+        self._beats: dict[str, float] = {}
+        self._dirty: set[str] = set()
+        self._counts = {"completed": 0, "failed": 0, "cancelled": 0}
+        self._lock = asyncio.Lock()
+        self._background: set[asyncio.Task] = set()
+        window = args.queue.dispatch_window or 2 * args.models()[model].placement.max_replicas
+        self._window = window
+        await self._recover()
+        self._spawn(self._monitor())
+
+    # ---- API used by the gateway ----------------------------------------------------------------
+
+    async def submit(
+        self,
+        job_id: str,
+        params: dict[str, Any],
+        inputs: dict[str, str],
+        webhook_url: str | None,
+        idempotency_hash: str | None = None,
+        body_hash: str | None = None,
+    ) -> tuple[JobView, bool]:
+        """Persist a new job and queue it; returns (view, created). An idempotent replay returns the old job."""
+        async with self._lock:
+            if idempotency_hash and (existing := await self.find_idempotent(idempotency_hash, body_hash)):
+                return existing, False
+            if len(self._jobs) >= self._qargs.max_queued_jobs:
+                raise QueueFull(
+                    f"{self._model} has {len(self._jobs)} unfinished jobs (limit {self._qargs.max_queued_jobs})",
+                    self._qargs.retry_after_s,
+                )
+            record = JobRecord(
+                job_id=job_id,
+                model=self._model,
+                params=params,
+                inputs=inputs,
+                output_key=f"jobs/{job_id}/output.mp4",
+                webhook=WebhookState(url=webhook_url) if webhook_url else None,
+                idempotency_hash=idempotency_hash,
+            )
+            await asyncio.to_thread(self._store.create, record, body_hash)  # durable before the 201
+            self._jobs[job_id] = record
+            self._pending.append(job_id)
+        logger.info("job %s queued", job_id, extra={"job_id": job_id, "model": self._model})
+        self._pump()
+        return self._view(record), True
+
+    async def get(self, job_id: str) -> JobView:
+        """The job's current view, from memory while unfinished, else from storage."""
+        if job_id in self._jobs:
+            return self._view(self._jobs[job_id])
+        return self._view(await self._load(job_id))
+
+    async def cancel(self, job_id: str) -> JobView:
+        """A queued job never runs; a running one stops at its next step (the model sees the flag)."""
+        if job_id not in self._jobs:
+            return self._view(await self._load(job_id))  # already terminal: cancelling is a no-op
+        record = self._jobs[job_id]
+        record.cancel_requested = True
+        if job_id in self._pending:
+            self._pending.remove(job_id)
+            await self._finish(record, "cancelled", None)
+        else:
+            self._dirty.add(job_id)
+        return self._view(record)
+
+    async def counts(self) -> dict[str, int]:
+        """Per-model counts for /health: unfinished now, and finished since this replica started."""
+        processing = sum(1 for r in self._jobs.values() if r.status == "processing")
+        return {"pending": len(self._jobs) - processing, "processing": processing, **self._counts}
+
+    # ---- API used by model replicas -------------------------------------------------------------
+
+    async def report(self, job_id: str, attempt: int, stage: str, progress: float) -> bool:
+        """Progress and heartbeat from a model replica. Returns True when the run should stop."""
+        record = self._jobs.get(job_id)
+        if record is None or attempt != record.attempts:
+            return True  # finished, or a stale run superseded by a retry
+        now = utcnow()
+        if record.status == "queued":
+            record.status, record.started_at = "processing", record.started_at or now
+        record.stage, record.progress = stage, round(100 * min(max(progress, 0.0), 1.0), 1)
+        record.heartbeat_at = now
+        self._beats[job_id] = time.monotonic()
+        self._dirty.add(job_id)
+        return record.cancel_requested
+
+    # ---- dispatch and retries -------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Send waiting jobs to the model while the window has room."""
+        while self._pending and len(self._runs) < self._window:
+            job_id = self._pending.pop(0)
+            self._runs[job_id] = asyncio.get_running_loop().create_task(self._execute(job_id))
+
+    async def _execute(self, job_id: str) -> None:
+        record = self._jobs[job_id]
+        try:
+            while not record.terminal:
+                if record.cancel_requested:
+                    await self._finish(record, "cancelled", None)
+                    break
+                record.attempts += 1
+                await asyncio.to_thread(self._store.save, record)
+                spec = JobSpec(
+                    job_id=job_id,
+                    model=self._model,
+                    attempt=record.attempts,
+                    params=record.params,
+                    inputs=record.inputs,
+                    output_key=record.output_key,
+                )
+                try:
+                    result = JobResult.model_validate(await self._handle.run.remote(spec))
+                except Exception as exc:  # a crashed replica or a transient error: retry with backoff
+                    await self._after_crash(record, exc)
+                else:
+                    await self._finish(record, result.status, result)
+        finally:
+            self._runs.pop(job_id, None)
+            self._pump()
+
+    async def _after_crash(self, record: JobRecord, exc: Exception) -> None:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        extra = {"job_id": record.job_id, "model": self._model}
+        if record.attempts >= self._qargs.max_attempts:
+            logger.error(
+                "job %s attempt %d failed, giving up: %s", record.job_id, record.attempts, reason, extra=extra
+            )
+            error = JobError(
+                code="retries_exhausted", message=f"{record.attempts} attempts failed; last: {reason}"
+            )
+            await self._finish(
+                record, "failed", JobResult(status="failed", attempt=record.attempts, error=error)
+            )
+            return
+        delay = min(self._qargs.retry_backoff_s * 2 ** (record.attempts - 1), self._qargs.retry_backoff_max_s)
+        logger.warning(
+            "job %s attempt %d failed (%s); retry in %.1f s",
+            record.job_id,
+            record.attempts,
+            reason,
+            delay,
+            extra=extra,
+        )
+        record.status, record.stage = "queued", "retrying"
+        await asyncio.to_thread(self._store.save, record)
+        await asyncio.sleep(delay)
+
+    async def _finish(self, record: JobRecord, status: str, result: JobResult | None) -> None:
+        """Move a job to its one terminal state, persist it, and start its webhook."""
+        if record.terminal:
+            return
+        record.status, record.completed_at = status, utcnow()  # type: ignore[assignment]
+        record.stage = status
+        if result is not None:
+            record.error, record.details, record.weights = result.error, result.details, result.weights
+        if status == "completed":
+            record.progress = 100.0
+        await asyncio.to_thread(self._store.finish, record, record.webhook is not None)
+        self._jobs.pop(record.job_id, None)
+        self._adopted.pop(record.job_id, None)
+        self._beats.pop(record.job_id, None)
+        self._dirty.discard(record.job_id)
+        self._counts[status] += 1
+        logger.info("job %s %s", record.job_id, status, extra={"job_id": record.job_id, "model": self._model})
+        if record.webhook is not None:
+            self._spawn(self._send_webhook(record))
+
+    # ---- webhooks -------------------------------------------------------------------------------
+
+    async def _send_webhook(self, record: JobRecord) -> None:
+        assert record.webhook is not None
+        secret = self._secrets.webhook_secret
+        if secret is None:  # the gateway refuses webhook_url without a secret; this is a config change since
+            record.webhook.last_error = "WEBHOOK_SECRET is not set"
+            await asyncio.to_thread(self._store.save, record)
+            return
+
+        async def persist(attempt: webhooks.Attempt) -> None:
+            record.webhook.attempts, record.webhook.last_status = attempt.number, attempt.status_code
+            record.webhook.last_error, record.webhook.delivered = attempt.error, attempt.delivered
+            await asyncio.to_thread(self._store.save, record)
+
+        await webhooks.deliver(
+            record.webhook.url,
+            self._webhook_payload(record),
+            f"msg_{record.job_id}",
+            secret.get_secret_value(),
+            self._args.webhooks,
+            persist,
+            first_attempt=record.webhook.attempts + 1,
+        )
+        await asyncio.to_thread(self._store.webhook_done, record.job_id)
+
+    def _webhook_payload(self, record: JobRecord) -> dict[str, Any]:
+        payload: dict[str, Any] = {"job_id": record.job_id, "model": record.model, "status": record.status}
+        if record.status == "completed":
+            payload["video_url"] = self._result_url(record)
+        elif record.error is not None:
+            payload["error"] = record.error.model_dump()
+        return payload
+
+    # ---- recovery and the monitor loop ----------------------------------------------------------
+
+    async def _recover(self) -> None:
+        """Rebuild the backlog from the active index: queued jobs re-queue, running ones are adopted."""
+        records = await asyncio.gather(
+            *(self._load(i) for i in await asyncio.to_thread(self._store.active_ids))
+        )
+        deadline = time.monotonic() + self._qargs.heartbeat_timeout_s
+        for record in sorted((r for r in records if not r.terminal), key=lambda r: r.created_at):
+            self._jobs[record.job_id] = record
+            if record.status == "processing" or record.attempts > 0:
+                self._adopted[record.job_id] = deadline
+            else:
+                self._pending.append(record.job_id)
+        for job_id in await asyncio.to_thread(self._store.pending_webhook_ids):
+            self._spawn(self._send_webhook(await self._load(job_id)))
+        if self._jobs:
+            logger.info(
+                "recovered %d unfinished %s jobs (%d adopted)",
+                len(self._jobs),
+                self._model,
+                len(self._adopted),
+            )
+        self._pump()
+
+    async def _monitor(self) -> None:
+        next_sweep = time.monotonic()
+        while True:
+            await asyncio.sleep(MONITOR_PERIOD_S)
+            try:
+                await self._check_adopted()
+                await self._flush()
+                if self._qargs.retention_days and time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + RETENTION_SWEEP_PERIOD_S
+                    await asyncio.to_thread(self._store.sweep_finished, self._qargs.retention_days * 86400)
+            except Exception:
+                logger.exception("queue monitor pass failed; will retry")
+
+    async def _check_adopted(self) -> None:
+        """An adopted run ends when its result file appears, or is retried once its heartbeat stops."""
+        for job_id, deadline in list(self._adopted.items()):
+            record = self._jobs[job_id]
+            result = await asyncio.to_thread(self._store.load_result, job_id)
+            if result is not None and result.attempt == record.attempts:
+                await self._finish(record, result.status, result)
+                continue
+            last_beat = self._beats.get(job_id)
+            if max(deadline, (last_beat or 0) + self._qargs.heartbeat_timeout_s) < time.monotonic():
+                del self._adopted[job_id]
+                logger.warning(
+                    "job %s lost its run (no heartbeat); running it again",
+                    job_id,
+                    extra={"job_id": job_id, "model": self._model},
+                )
+                self._runs[job_id] = asyncio.get_running_loop().create_task(self._execute(job_id))
+
+    async def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        for job_id in dirty:
+            if (record := self._jobs.get(job_id)) is not None:
+                await asyncio.to_thread(self._store.save, record)
+
+    # ---- helpers --------------------------------------------------------------------------------
+
+    async def find_idempotent(self, idempotency_hash: str, body_hash: str | None) -> JobView | None:
+        """The job first created with this Idempotency-Key; 409 if that job had another body."""
+        found = await asyncio.to_thread(self._store.find_idempotent, idempotency_hash)
+        if found is None:
+            return None
+        job_id, stored_body_hash = found
+        if stored_body_hash != (body_hash or ""):  # same key, other body: refuse instead of guessing
+            raise IdempotencyConflict("Idempotency-Key was already used with a different request body")
+        return await self.get(job_id)
+
+    async def _load(self, job_id: str) -> JobRecord:
+        try:
+            record = await asyncio.to_thread(self._store.load, job_id)
+        except NotFound:
+            raise JobNotFound(f"no job {job_id}") from None
+        if record.model != self._model:
+            raise JobNotFound(f"no job {job_id}")
+        return record
+
+    def _result_url(self, record: JobRecord) -> str:
+        return self._store.storage.presign_get(record.output_key, self._args.storage.presign_expires_s)
+
+    def _view(self, record: JobRecord) -> JobView:
+        position = None
+        if record.status == "queued":
+            waiting = [j for j, r in self._jobs.items() if r.status == "queued"]
+            position = waiting.index(record.job_id) if record.job_id in waiting else None
+        return JobView(
+            job_id=record.job_id,
+            model=record.model,
+            status=record.status,
+            progress=record.progress,
+            stage=record.stage,
+            queue_position=position,
+            result_url=self._result_url(record) if record.status == "completed" else None,
+            error_message=record.error.message if record.error else None,
+            error_code=record.error.code if record.error else None,
+            created_at=record.created_at,
+            started_at=record.started_at,
+            completed_at=record.completed_at,
+            attempts=record.attempts,
+            params=record.params,
+            details=record.details,
+            weights=record.weights,
+        )
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

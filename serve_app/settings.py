@@ -1,0 +1,119 @@
+"""One typed settings object: `AppArgs` from serve_config.yaml `args:`, `Secrets` from the environment.
+
+Both are read once, by the app builder, and handed to each deployment's constructor.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, SecretStr
+
+from deployments.base import ModelArgs
+from deployments.ltx2.args import LTX2Args
+from deployments.wav2lip.args import Wav2LipArgs
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)  # a YAML typo fails the deploy and names the key
+
+
+class StorageArgs(_Args):
+    backend: Literal["local", "s3"] = Field("local", description="local = a directory; s3 = any S3 API.")
+    local_dir: str = Field("./data", description="Root directory of the local backend.")
+    bucket: str | None = Field(None, description="S3 bucket (s3 backend).")
+    prefix: str = Field("", description="Key prefix inside the bucket, e.g. `video-api/prod`.")
+    endpoint_url: str | None = Field(None, description="R2 / MinIO / GCS endpoint; empty for AWS S3.")
+    region: str | None = Field(None, description="Region; `auto` for Cloudflare R2.")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000", description="Base URL of the gateway, for the local backend's signed links."
+    )
+    presign_expires_s: PositiveInt = Field(3600, le=7 * 24 * 3600, description="Lifetime of signed URLs.")
+    multipart_threshold_mb: PositiveInt = Field(64, description="Files above this upload in parts (s3).")
+
+
+class InputArgs(_Args):
+    max_input_mb: PositiveFloat = Field(200.0, description="Largest input file (URL, upload or base64).")
+    fetch_timeout_s: PositiveFloat = Field(30.0, description="Total time allowed to fetch one URL input.")
+    max_redirects: int = Field(3, ge=0, le=10, description="Redirect hops followed, each one re-checked.")
+    allow_networks: tuple[IPv4Network | IPv6Network, ...] = Field(
+        (), description="Private/loopback networks URL inputs may reach anyway (tests, an internal CDN)."
+    )
+
+
+class QueueArgs(_Args):
+    max_attempts: PositiveInt = Field(3, description="Runs of one job before it fails (crashes count).")
+    retry_backoff_s: PositiveFloat = Field(5.0, description="First retry delay; doubles each attempt.")
+    retry_backoff_max_s: PositiveFloat = Field(300.0, description="Ceiling of the retry delay.")
+    heartbeat_timeout_s: PositiveFloat = Field(
+        120.0, description="A running job silent this long (after a queue restart) is run again."
+    )
+    dispatch_window: PositiveInt | None = Field(
+        None, description="Jobs sent to the model at once; default max_replicas x 2."
+    )
+    max_queued_jobs: PositiveInt = Field(1000, description="Unfinished jobs per model before 429.")
+    retry_after_s: PositiveInt = Field(30, description="Retry-After sent with a 429.")
+    record_flush_s: PositiveFloat = Field(
+        2.0, description="Progress is written to storage at most this often."
+    )
+    retention_days: PositiveFloat | None = Field(
+        None,
+        description="Delete finished jobs (record, inputs, output) after this many days; None keeps them.",
+    )
+
+
+class WebhookArgs(_Args):
+    max_attempts: int = Field(6, ge=1, le=20, description="Deliveries tried per terminal event.")
+    backoff_s: PositiveFloat = Field(5.0, description="First retry delay; doubles each attempt.")
+    backoff_max_s: PositiveFloat = Field(300.0, description="Ceiling of the retry delay.")
+    timeout_s: PositiveFloat = Field(10.0, description="Time a receiver has to answer one delivery.")
+    allow_networks: tuple[IPv4Network | IPv6Network, ...] = Field(
+        (), description="Private/loopback networks webhooks may reach anyway (tests, in-cluster receivers)."
+    )
+
+
+class GatewayArgs(_Args):
+    num_replicas: PositiveInt = Field(1, description="Gateway replicas (stateless).")
+    num_cpus: float = Field(0.5, ge=0, description="CPUs reserved per gateway replica.")
+    require_auth: bool = Field(True, description="Require a Bearer key from API_KEYS on /api routes.")
+
+
+class AppArgs(_Args):
+    """Everything under `args:` in serve_config.yaml."""
+
+    storage: StorageArgs = Field(default_factory=StorageArgs)
+    inputs: InputArgs = Field(default_factory=InputArgs)
+    queue: QueueArgs = Field(default_factory=QueueArgs)
+    webhooks: WebhookArgs = Field(default_factory=WebhookArgs)
+    gateway: GatewayArgs = Field(default_factory=GatewayArgs)
+    ltx2: LTX2Args = Field(default_factory=LTX2Args)
+    wav2lip: Wav2LipArgs = Field(default_factory=Wav2LipArgs)
+    queue_num_cpus: float = Field(0.25, ge=0, description="CPUs reserved by each model's JobQueue.")
+
+    def models(self) -> dict[str, ModelArgs]:
+        """The enabled models by their API name."""
+        every: dict[str, ModelArgs] = {"ltx2": self.ltx2, "wav2lip": self.wav2lip}
+        return {name: m for name, m in every.items() if m.enabled}
+
+
+class Secrets(BaseModel):
+    """Secrets, from the environment only; never logged, never written to a job record."""
+
+    model_config = ConfigDict(frozen=True)
+
+    api_keys: tuple[SecretStr, ...] = ()
+    webhook_secret: SecretStr | None = None
+    url_signing_secret: SecretStr | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Secrets:
+        """API_KEYS (comma-separated), WEBHOOK_SECRET (whsec_...), URL_SIGNING_SECRET (local storage links)."""
+        keys = tuple(SecretStr(k.strip()) for k in environ.get("API_KEYS", "").split(",") if k.strip())
+        return cls(
+            api_keys=keys,
+            webhook_secret=environ.get("WEBHOOK_SECRET") or None,
+            url_signing_secret=environ.get("URL_SIGNING_SECRET") or None,
+        )

@@ -1,0 +1,189 @@
+"""Input staging: every input (URL, base64, uploaded key) is checked and copied under `jobs/{id}/inputs/`
+before the job is queued, so a model replica only ever reads from storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import filetype
+import httpx
+
+from deployments.media import MediaError, MediaInfo, probe
+from serve_app.errors import InvalidInput, NotFound
+from serve_app.netguard import BlockedURL, check_public_url, redact_url
+from serve_app.schemas import LTX2Request, Wav2LipRequest
+from serve_app.settings import AppArgs
+from serve_app.storage import Storage
+
+Kind = Literal["image", "video", "audio"]
+SNIFF_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class InputSource:
+    """One request field that names an input, and what it must contain."""
+
+    field: str
+    name: str  # file name under jobs/{id}/inputs/
+    kind: Kind
+    value: str
+
+
+def input_sources(request: LTX2Request | Wav2LipRequest) -> list[InputSource]:
+    """The inputs a request names, in the order they are staged."""
+    table: dict[str, tuple[str, Kind]] = (
+        {"image_url": ("image", "image"), "image_base64": ("image", "image"), "image_key": ("image", "image")}
+        if isinstance(request, LTX2Request)
+        else {
+            "video_url": ("face", "video"),
+            "video_key": ("face", "video"),
+            "image_url": ("face", "image"),
+            "image_key": ("face", "image"),
+            "audio_url": ("audio", "audio"),
+            "audio_key": ("audio", "audio"),
+        }
+    )
+    return [
+        InputSource(field, name, kind, str(getattr(request, field)))
+        for field, (name, kind) in table.items()
+        if getattr(request, field) is not None
+    ]
+
+
+class InputStager:
+    """Fetches, checks and stores a job's inputs; on any failure nothing of the job is left behind."""
+
+    def __init__(self, storage: Storage, args: AppArgs) -> None:
+        self._storage = storage
+        self._args = args
+        self._max_bytes = int(args.inputs.max_input_mb * 1024 * 1024)
+
+    async def stage(self, job_id: str, request: LTX2Request | Wav2LipRequest) -> dict[str, str]:
+        """Copy every input of `request` to storage; return input name -> key."""
+        staged: dict[str, str] = {}
+        try:
+            with tempfile.TemporaryDirectory(prefix="stage-") as tmp:
+                for source in input_sources(request):
+                    local = Path(tmp) / source.name
+                    await self._obtain(source, local)
+                    ext = self._check_type(source, local)
+                    info = await asyncio.to_thread(self._probe, source, local)
+                    self._check_limits(request, source, info)
+                    key = f"jobs/{job_id}/inputs/{source.name}.{ext}"
+                    await asyncio.to_thread(self._storage.put_file, key, local, f"{source.kind}/{ext}")
+                    staged[source.name] = key
+        except BaseException:
+            await asyncio.to_thread(self._storage.delete_prefix, f"jobs/{job_id}")
+            raise
+        return staged
+
+    async def _obtain(self, source: InputSource, target: Path) -> None:
+        if source.field.endswith("_url"):
+            await self._fetch(source.field, source.value, target)
+        elif source.field.endswith("_base64"):
+            target.write_bytes(self._decode_base64(source.field, source.value))
+        else:
+            await self._copy_upload(source.field, source.value, target)
+
+    async def _fetch(self, field: str, url: str, target: Path) -> None:
+        """GET with a size cap and a total deadline; each redirect hop is checked like the first URL."""
+        try:
+            async with asyncio.timeout(self._args.inputs.fetch_timeout_s), httpx.AsyncClient() as client:
+                for _ in range(self._args.inputs.max_redirects + 1):
+                    await check_public_url(url, self._args.inputs.allow_networks)
+                    async with client.stream("GET", url) as response:
+                        if response.is_redirect:
+                            url = str(response.url.join(response.headers["location"]))
+                            continue
+                        if response.status_code != 200:
+                            raise InvalidInput(
+                                field, f"fetching {redact_url(url)} answered {response.status_code}"
+                            )
+                        await self._save_capped(field, response, target)
+                        return
+                raise InvalidInput(field, f"more than {self._args.inputs.max_redirects} redirects")
+        except BlockedURL as exc:
+            raise InvalidInput(field, f"refused: {exc}") from None
+        except TimeoutError:
+            raise InvalidInput(field, f"fetch took over {self._args.inputs.fetch_timeout_s:g} s") from None
+        except httpx.HTTPError as exc:
+            raise InvalidInput(field, f"fetch failed: {type(exc).__name__}") from None
+
+    async def _save_capped(self, field: str, response: httpx.Response, target: Path) -> None:
+        declared = int(response.headers.get("content-length") or 0)
+        if declared > self._max_bytes:
+            raise InvalidInput(field, f"{declared} bytes is over the {self._max_bytes} byte limit")
+        size = 0
+        with target.open("wb") as out:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self._max_bytes:
+                    raise InvalidInput(field, f"over the {self._max_bytes} byte limit")
+                out.write(chunk)
+
+    def _decode_base64(self, field: str, value: str) -> bytes:
+        data = value.split(",", 1)[1] if value.startswith("data:") else value
+        if len(data) * 3 // 4 > self._max_bytes:
+            raise InvalidInput(field, f"decodes to over the {self._max_bytes} byte limit")
+        try:
+            return base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput(field, "is not valid base64") from None
+
+    async def _copy_upload(self, field: str, key: str, target: Path) -> None:
+        size = await asyncio.to_thread(self._storage.size, key)
+        if size is None:
+            raise InvalidInput(field, f"no upload at {key}; PUT the file to its upload_url first")
+        if size > self._max_bytes:
+            raise InvalidInput(field, f"{size} bytes is over the {self._max_bytes} byte limit")
+        try:
+            await asyncio.to_thread(self._storage.download, key, target)
+        except NotFound:
+            raise InvalidInput(field, f"no upload at {key}") from None
+
+    def _check_type(self, source: InputSource, path: Path) -> str:
+        """Sniff the bytes (never trust a declared type); return the file extension to store under."""
+        with path.open("rb") as f:
+            guess = filetype.guess(f.read(SNIFF_BYTES))
+        if guess is None:
+            raise InvalidInput(source.field, f"content is not a recognised {source.kind} format")
+        family = guess.mime.split("/")[0]
+        # An audio track may come in a video container (mp4/m4a, webm); the probe checks it holds audio.
+        accepted = {"image": {"image"}, "video": {"video"}, "audio": {"audio", "video"}}[source.kind]
+        if family not in accepted:
+            raise InvalidInput(source.field, f"content is {guess.mime}, expected {source.kind}")
+        return guess.extension
+
+    def _probe(self, source: InputSource, path: Path) -> MediaInfo:
+        try:
+            info = probe(path)
+        except MediaError as exc:
+            raise InvalidInput(source.field, f"unreadable {source.kind}: {exc}") from None
+        needs_audio = source.kind == "audio"
+        if (needs_audio and not info.has_audio) or (not needs_audio and not info.has_video):
+            raise InvalidInput(source.field, f"holds no {source.kind} stream")
+        return info
+
+    def _check_limits(
+        self, request: LTX2Request | Wav2LipRequest, source: InputSource, info: MediaInfo
+    ) -> None:
+        """Wav2Lip keeps the face's resolution and the audio's length, so both are bounded here, pre-GPU.
+        LTX-2 resizes its image to the requested size, so any image size is fine."""
+        if isinstance(request, LTX2Request):
+            return
+        limits = self._args.wav2lip
+        if max(info.width, info.height) > limits.max_side:
+            raise InvalidInput(
+                source.field, f"{info.width}x{info.height} is over the {limits.max_side} px side limit"
+            )
+        if source.kind == "audio" and info.duration_s > limits.max_duration_s:
+            raise InvalidInput(
+                source.field, f"{info.duration_s:.1f} s is over the {limits.max_duration_s:g} s limit"
+            )

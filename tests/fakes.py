@@ -1,0 +1,54 @@
+"""Test-only runners: the real serving path (storage, queue, progress, cancel) around a model that needs
+no weights. Each behaviour is its own class, picked through `args.<model>.runner`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+from deployments.base import JobSpec, ModelArgs, Reporter, RunOutput
+from serve_app.errors import JobFailed
+
+
+def write_test_mp4(path: Path, frames: int = 4, size: int = 32, fps: int = 8) -> None:
+    """A tiny real H.264 mp4, so result downloads are playable files."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(frames):
+            image = np.full((size, size, 3), 40 * i % 255, dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+
+
+class FakeRunner:
+    """Steps through `STEPS` steps of `STEP_S` seconds, reporting progress and honouring cancel."""
+
+    STEPS = 5
+    STEP_S = 0.05
+
+    def __init__(self, args: ModelArgs) -> None:
+        self.weights = "fake"
+
+    def run(self, job: JobSpec, inputs: dict[str, Path], workdir: Path, reporter: Reporter) -> RunOutput:
+        if job.params.get("prompt") == "fail permanently":
+            raise JobFailed("the fake model refuses this prompt", code="unsupported_prompt")
+        for step in range(self.STEPS):
+            reporter.raise_if_cancelled()
+            time.sleep(self.STEP_S)
+            reporter.report("denoising", (step + 1) / self.STEPS)
+        out = workdir / "out.mp4"
+        write_test_mp4(out)
+        sizes = {name: path.stat().st_size for name, path in inputs.items()}
+        return RunOutput(video_path=out, details={"steps": self.STEPS, "input_sizes": sizes, "attempt": job.attempt})
+
+
+class SlowRunner(FakeRunner):
+    """Long enough to cancel, or to kill the replica, while it runs."""
+
+    STEPS = 40
+    STEP_S = 0.1
