@@ -6,6 +6,7 @@ Graph: Gateway -> one JobQueue per enabled model -> that model's deployment (the
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from ray import serve
@@ -57,6 +58,9 @@ def model_deployment_options(model: str, args: ModelArgs) -> dict[str, Any]:
 def build_app(args: AppArgs) -> Application:
     """Bind the deployment graph for every enabled model."""
     secrets = Secrets.from_env()
+    # Replicas do not share the builder's working directory: pin a relative local store to where it was meant.
+    local_dir = str(Path(args.storage.local_dir).expanduser().resolve())
+    args = args.model_copy(update={"storage": args.storage.model_copy(update={"local_dir": local_dir})})
     queues = {}
     for model, model_args in args.models().items():
         model_name, queue_name = DEPLOYMENT_NAMES[model]

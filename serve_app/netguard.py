@@ -21,10 +21,10 @@ def _why_not_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | 
     for attribute, label in (
         ("is_loopback", "a loopback"),
         ("is_link_local", "a link-local"),
-        ("is_private", "a private"),
+        ("is_unspecified", "an unspecified"),
         ("is_multicast", "a multicast"),
         ("is_reserved", "a reserved"),
-        ("is_unspecified", "an unspecified"),
+        ("is_private", "a private"),
     ):
         if getattr(ip, attribute):
             return label

@@ -229,9 +229,8 @@ class S3Storage:
 
     def list_keys(self, prefix: str) -> list[str]:
         strip = len(self._prefix) + 1 if self._prefix else 0
-        pages = self._s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self._bucket, Prefix=self._key(prefix)
-        )
+        full = self._key(prefix.rstrip("/")) + ("/" if prefix.endswith("/") else "")
+        pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=full)
         return [o["Key"][strip:] for page in pages for o in page.get("Contents", [])]
 
     def delete(self, key: str) -> None:

@@ -52,3 +52,10 @@ class SlowRunner(FakeRunner):
 
     STEPS = 40
     STEP_S = 0.1
+
+
+class MediumRunner(FakeRunner):
+    """About a second a job: a backlog of ten lasts long enough to kill the queue under it."""
+
+    STEPS = 10
+    STEP_S = 0.1

@@ -1,0 +1,39 @@
+# The two commands of the README: `make serve` and `make test`. Both install what they need on first run.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+# Local-profile secrets: fine for a laptop, never for a deployment (see README, Configuration).
+API_KEYS ?= dev-key
+WEBHOOK_SECRET ?= whsec_ZGV2LW9ubHktd2ViaG9vay1zZWNyZXQtY2hhbmdlLW1l
+export API_KEYS WEBHOOK_SECRET
+
+.PHONY: install system-deps serve test test-app test-cluster lint bench
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+# Prometheus (the metrics tests run a real one): Debian's package, installed once.
+system-deps:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+serve: install
+	$(VENV)/bin/serve run serve_config.local.yaml
+
+# Two pytest sessions: each owns one Ray cluster (the cluster tests start a fake multi-node one).
+test: install system-deps
+	$(VENV)/bin/pytest tests --ignore=tests/cluster
+	$(VENV)/bin/pytest tests/cluster
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: install
+	$(PY) bench/gateway.py
