@@ -19,6 +19,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.handle import DeploymentHandle
 
 from deployments.ltx2.params import LTX2Params, frames_for_duration, resolve_size
+from serve_app import metrics
 from serve_app.errors import (
     InvalidInput,
     JobNotFound,
@@ -65,6 +66,7 @@ async def _on_app_error(request: Request, exc: VideoServeError) -> JSONResponse:
     headers = {}
     if isinstance(exc, InvalidInput):
         extra["fields"] = [{"field": exc.field, "message": exc.message}]
+        metrics.input_rejected(exc.field, "input_check")
     if retry_after := getattr(exc, "retry_after_s", None):
         headers["Retry-After"] = str(retry_after)
     response = error_response(exc.status_code, exc.code, exc.message, **extra)
@@ -91,6 +93,7 @@ async def _on_validation_error(request: Request, exc: RequestValidationError) ->
         {"field": _field_of(e), "message": str(e["msg"]).removeprefix("Value error, ")} for e in exc.errors()
     ]
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    metrics.input_rejected(fields[0]["field"], exc.errors()[0]["type"])  # one count per request, by its first error
     return error_response(422, "invalid_request", summary, fields=fields)
 
 
@@ -116,6 +119,7 @@ class Gateway:
     """HTTP API in front of one JobQueue per model."""
 
     def __init__(self, args: AppArgs, secrets: Secrets, queues: dict[str, DeploymentHandle]) -> None:
+        metrics.route_logs_to_serve()
         self._args, self._secrets, self._queues = args, secrets, queues
         self._keys = [k.get_secret_value().encode() for k in secrets.api_keys]
         self._storage = build_storage(args.storage, secrets)
@@ -143,7 +147,7 @@ class Gateway:
         params = self._params(body)
         await self._check_webhook(body.webhook_url)
         idem = _digest(key_id, idempotency_key) if idempotency_key else None
-        body_hash = _digest(body.model_dump_json())
+        body_hash = _digest(body.model_dump_json()) if idem else None
         if idem and (existing := await call(queue.find_idempotent.remote(idem, body_hash))):
             return JSONResponse(CreatedView(**existing.model_dump()).model_dump(mode="json"), status_code=200)
         job_id = f"{body.model}-{uuid.uuid4().hex}"
@@ -216,7 +220,7 @@ class Gateway:
         storage = self._local_storage()
         if not storage.verify("GET", key, expires, signature):
             raise Unauthorized("bad or expired signature")
-        path = storage.root / key
+        path = storage.local_path(key)
         if not path.is_file():
             raise NotFound(f"no object {key}")
         return FileResponse(path, media_type=mimetypes.guess_type(key)[0] or "application/octet-stream")

@@ -16,7 +16,7 @@ from typing import Any
 from ray.serve.handle import DeploymentHandle
 
 from deployments.base import JobSpec
-from serve_app import webhooks
+from serve_app import metrics, webhooks
 from serve_app.errors import IdempotencyConflict, JobNotFound, NotFound, QueueFull
 from serve_app.jobstore import JobResult, JobStore
 from serve_app.schemas import JobError, JobRecord, JobView, WebhookState, utcnow
@@ -24,7 +24,6 @@ from serve_app.settings import AppArgs, Secrets
 from serve_app.storage import build_storage
 
 logger = logging.getLogger("serve_app.queue")
-MONITOR_PERIOD_S = 1.0
 RETENTION_SWEEP_PERIOD_S = 3600.0
 
 
@@ -34,6 +33,7 @@ class JobQueue:
     async def __init__(
         self, model: str, model_handle: DeploymentHandle, args: AppArgs, secrets: Secrets
     ) -> None:
+        metrics.route_logs_to_serve()
         self._model = model
         self._handle = model_handle
         self._args, self._qargs = args, args.queue
@@ -86,6 +86,7 @@ class JobQueue:
             self._jobs[job_id] = record
             self._pending.append(job_id)
         logger.info("job %s queued", job_id, extra={"job_id": job_id, "model": self._model})
+        metrics.job_submitted(self._model)
         self._pump()
         return self._view(record), True
 
@@ -138,6 +139,7 @@ class JobQueue:
             self._runs[job_id] = asyncio.get_running_loop().create_task(self._execute(job_id))
 
     async def _execute(self, job_id: str) -> None:
+        metrics.tag_job_logs(job_id, self._model)
         record = self._jobs[job_id]
         try:
             while not record.terminal:
@@ -187,6 +189,7 @@ class JobQueue:
             delay,
             extra=extra,
         )
+        metrics.job_retried(self._model, "crash")
         record.status, record.stage = "queued", "retrying"
         await asyncio.to_thread(self._store.save, record)
         await asyncio.sleep(delay)
@@ -207,6 +210,7 @@ class JobQueue:
         self._beats.pop(record.job_id, None)
         self._dirty.discard(record.job_id)
         self._counts[status] += 1
+        metrics.job_finished(record)
         logger.info("job %s %s", record.job_id, status, extra={"job_id": record.job_id, "model": self._model})
         if record.webhook is not None:
             self._spawn(self._send_webhook(record))
@@ -215,6 +219,7 @@ class JobQueue:
 
     async def _send_webhook(self, record: JobRecord) -> None:
         assert record.webhook is not None
+        metrics.tag_job_logs(record.job_id, self._model)
         secret = self._secrets.webhook_secret
         if secret is None:  # the gateway refuses webhook_url without a secret; this is a config change since
             record.webhook.last_error = "WEBHOOK_SECRET is not set"
@@ -224,6 +229,7 @@ class JobQueue:
         async def persist(attempt: webhooks.Attempt) -> None:
             record.webhook.attempts, record.webhook.last_status = attempt.number, attempt.status_code
             record.webhook.last_error, record.webhook.delivered = attempt.error, attempt.delivered
+            metrics.webhook_attempt(self._model, attempt, self._args.webhooks.max_attempts)
             await asyncio.to_thread(self._store.save, record)
 
         await webhooks.deliver(
@@ -273,8 +279,9 @@ class JobQueue:
     async def _monitor(self) -> None:
         next_sweep = time.monotonic()
         while True:
-            await asyncio.sleep(MONITOR_PERIOD_S)
+            await asyncio.sleep(self._qargs.record_flush_s)
             try:
+                metrics.queue_state(self._model, await self.counts())
                 await self._check_adopted()
                 await self._flush()
                 if self._qargs.retention_days and time.monotonic() >= next_sweep:
@@ -294,6 +301,7 @@ class JobQueue:
             last_beat = self._beats.get(job_id)
             if max(deadline, (last_beat or 0) + self._qargs.heartbeat_timeout_s) < time.monotonic():
                 del self._adopted[job_id]
+                metrics.job_retried(self._model, "lost_heartbeat")
                 logger.warning(
                     "job %s lost its run (no heartbeat); running it again",
                     job_id,

@@ -67,7 +67,7 @@ class QueueArgs(_Args):
 
 class WebhookArgs(_Args):
     max_attempts: int = Field(6, ge=1, le=20, description="Deliveries tried per terminal event.")
-    backoff_s: PositiveFloat = Field(5.0, description="First retry delay; doubles each attempt.")
+    backoff_s: PositiveFloat = Field(10.0, description="First retry delay; doubles each attempt.")
     backoff_max_s: PositiveFloat = Field(300.0, description="Ceiling of the retry delay.")
     timeout_s: PositiveFloat = Field(10.0, description="Time a receiver has to answer one delivery.")
     allow_networks: tuple[IPv4Network | IPv6Network, ...] = Field(

@@ -68,9 +68,12 @@ class InputStager:
     async def stage(self, job_id: str, request: LTX2Request | Wav2LipRequest) -> dict[str, str]:
         """Copy every input of `request` to storage; return input name -> key."""
         staged: dict[str, str] = {}
+        sources = input_sources(request)
+        if not sources:
+            return staged
         try:
             with tempfile.TemporaryDirectory(prefix="stage-") as tmp:
-                for source in input_sources(request):
+                for source in sources:
                     local = Path(tmp) / source.name
                     await self._obtain(source, local)
                     ext = self._check_type(source, local)

@@ -18,6 +18,7 @@ from typing import Protocol
 from urllib.parse import quote, urlencode
 
 from serve_app.errors import NotFound, StorageError
+from serve_app.metrics import timed_storage
 from serve_app.settings import Secrets, StorageArgs
 
 
@@ -54,6 +55,7 @@ def _check_key(key: str) -> str:
     return key
 
 
+@timed_storage
 class LocalStorage:
     """A directory. Signed URLs point at the gateway's `/files/...` routes and carry an HMAC."""
 
@@ -77,18 +79,19 @@ class LocalStorage:
             tmp.unlink()
         return path.read_bytes()
 
-    def _path(self, key: str) -> Path:
+    def local_path(self, key: str) -> Path:
+        """Where `key` lives on disk; refuses keys that would leave the root."""
         return self.root / _check_key(key)
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        target = self._path(key)
+        target = self.local_path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         tmp.write_bytes(data)
         tmp.replace(target)
 
     def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> None:
-        target = self._path(key)
+        target = self.local_path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         shutil.copyfile(path, tmp)
@@ -96,25 +99,25 @@ class LocalStorage:
 
     def get_bytes(self, key: str) -> bytes:
         try:
-            return self._path(key).read_bytes()
+            return self.local_path(key).read_bytes()
         except FileNotFoundError:
             raise NotFound(f"no object {key}") from None
 
     def read_head(self, key: str, size: int) -> bytes:
         try:
-            with self._path(key).open("rb") as f:
+            with self.local_path(key).open("rb") as f:
                 return f.read(size)
         except FileNotFoundError:
             raise NotFound(f"no object {key}") from None
 
     def download(self, key: str, path: Path) -> None:
         try:
-            shutil.copyfile(self._path(key), path)
+            shutil.copyfile(self.local_path(key), path)
         except FileNotFoundError:
             raise NotFound(f"no object {key}") from None
 
     def size(self, key: str) -> int | None:
-        path = self._path(key)
+        path = self.local_path(key)
         return path.stat().st_size if path.is_file() else None
 
     def list_keys(self, prefix: str) -> list[str]:
@@ -125,13 +128,13 @@ class LocalStorage:
         return sorted(k for k in keys if not k.rsplit("/", 1)[-1].startswith("."))
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        self.local_path(key).unlink(missing_ok=True)
 
     def delete_prefix(self, prefix: str) -> None:
-        shutil.rmtree(self._path(prefix.rstrip("/")), ignore_errors=True)
+        shutil.rmtree(self.local_path(prefix.rstrip("/")), ignore_errors=True)
 
     def copy(self, src: str, dst: str) -> None:
-        self.put_file(dst, self._path(src))
+        self.put_file(dst, self.local_path(src))
 
     def sign(self, method: str, key: str, expires_at: int) -> str:
         """HMAC-SHA256 over method, key and expiry; checked by `verify`."""
@@ -160,6 +163,7 @@ class LocalStorage:
             raise StorageError(f"storage directory {self.root} is not writable")
 
 
+@timed_storage
 class S3Storage:
     """Any S3 API through boto3. SigV4 presigning, which R2 and current AWS regions require."""
 

@@ -1,0 +1,42 @@
+"""Settings: typos fail loudly, secrets parse from the environment, and every option is documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from serve_app.settings import AppArgs, Secrets
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_an_unknown_key_fails_and_names_the_key() -> None:
+    with pytest.raises(ValidationError, match="storge"):
+        AppArgs.model_validate({"storge": {"backend": "s3"}})
+    with pytest.raises(ValidationError, match="max_replica"):
+        AppArgs.model_validate({"ltx2": {"placement": {"max_replica": 3}}})
+
+
+def test_secrets_parse_from_the_environment_and_never_print() -> None:
+    secrets = Secrets.from_env({"API_KEYS": " k1, k2 ,,", "WEBHOOK_SECRET": "whsec_abc"})
+    assert [k.get_secret_value() for k in secrets.api_keys] == ["k1", "k2"]
+    assert "k1" not in repr(secrets) and "whsec_abc" not in repr(secrets)
+    assert Secrets.from_env({}).webhook_secret is None
+
+
+def leaf_fields(model: type[BaseModel]) -> set[str]:
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            names |= leaf_fields(field.annotation)
+        else:
+            names.add(name)
+    return names
+
+
+def test_every_option_is_documented() -> None:
+    docs = (REPO / "README.md").read_text() + "".join(p.read_text() for p in (REPO / "docs").glob("*.md"))
+    missing = sorted(name for name in leaf_fields(AppArgs) if f"`{name}`" not in docs and f".{name}`" not in docs)
+    assert not missing, f"options missing from README.md and docs/: {missing}"
