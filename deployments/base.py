@@ -29,7 +29,9 @@ class PlacementArgs(BaseModel):
     initial_replicas: int | None = Field(None, ge=0, description="Replicas started at deploy time.")
     upscale_delay_s: NonNegativeFloat = Field(5.0, description="Backlog must persist this long to add replicas.")
     downscale_delay_s: NonNegativeFloat = Field(300.0, description="Idle time before replicas are removed.")
-    look_back_period_s: float = Field(10.0, gt=0, description="Window over which queue depth is averaged.")
+    look_back_period_s: float = Field(
+        15.0, gt=0, description="Window over which queue depth is averaged (longer than Serve's 10 s metric push)."
+    )
     graceful_shutdown_timeout_s: NonNegativeFloat = Field(
         1800.0, description="A downscaled replica may finish its job for this long; longer than any job."
     )

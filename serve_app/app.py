@@ -3,8 +3,8 @@
 Graph: Gateway -> one JobQueue per enabled model -> that model's deployment (the GPU replicas).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Serve validates `args:` into AppArgs only when the builder's
+# annotation is the class itself, not a string.
 import logging
 from pathlib import Path
 from typing import Any

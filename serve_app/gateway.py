@@ -18,6 +18,7 @@ from fastapi.security import HTTPBearer
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.handle import DeploymentHandle
 
+from deployments.ltx2.args import check_camera_lora, check_quality
 from deployments.ltx2.params import LTX2Params, frames_for_duration, resolve_size
 from serve_app import metrics
 from serve_app.errors import (
@@ -316,11 +317,8 @@ class Gateway:
         if max(width, height) > limits.max_side:
             field = "width" if width >= height else "height"
             raise InvalidInput(field, f"{max(width, height)} px is over the {limits.max_side} px limit")
-        if body.camera_lora != "static" and body.camera_lora not in limits.camera_loras:
-            configured = ", ".join(["static", *sorted(limits.camera_loras)])
-            raise InvalidInput(
-                "camera_lora", f"{body.camera_lora} is not configured here; configured: {configured}"
-            )
+        check_quality(limits, body.quality)
+        check_camera_lora(limits, body.camera_lora)
         has_image = any(v is not None for v in (body.image_url, body.image_base64, body.image_key))
         return LTX2Params(
             prompt=body.prompt,

@@ -57,8 +57,8 @@ class LTX2Args(ModelArgs):
     vae_tiling: bool = Field(False, description="Decode the video in spatial tiles (less VRAM at large sizes).")
     fp8_layerwise: bool = Field(
         False,
-        description="Store transformer weights in float8_e4m3fn and upcast each layer to bfloat16 when it runs "
-        "(halves its memory, no speed-up). CUDA only.",
+        description="Store transformer weights in float8_e4m3fn and upcast each layer to `dtype` when it runs "
+        "(halves its memory, no speed-up; LoRA layers stay in `dtype`).",
     )
     image_crf: int = Field(
         0,

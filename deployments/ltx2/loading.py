@@ -1,0 +1,137 @@
+"""Weights -> components for one replica: fetch (local, hf://, s3://), tiny random fallback, memory options, LoRAs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import LTX2Pipeline
+from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
+from transformers import AutoTokenizer, Gemma3ForConditionalGeneration
+
+from deployments.base import RANDOM_WEIGHTS
+from deployments.ltx2.args import LTX2Args
+from deployments.ltx2.tiny import build_tiny_components, build_tiny_upsampler
+from deployments.weights import fetch_weights
+
+logger = logging.getLogger(__name__)
+
+DISTILLED_ADAPTER = "distilled"  # adapter name of `distilled_lora`; camera LoRAs use their motion's name
+_TEXT_PARTS = ("text_encoder", "tokenizer")
+
+
+@dataclass
+class Loaded:
+    """The components of one replica and where they came from."""
+
+    components: dict[str, Any]
+    upsampler: LTX2LatentUpsamplerModel | None
+    weights: str  # RANDOM_WEIGHTS or the configured source
+
+
+def resolve_device(args: LTX2Args) -> torch.device:
+    """`auto` -> cuda when a GPU is visible, else cpu."""
+    if args.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(args.device)
+
+
+def resolve_dtype(args: LTX2Args, device: torch.device) -> torch.dtype:
+    """`auto` -> bfloat16 on CUDA (what the weights ship in), float32 on CPU (bf16 matmuls are slow there)."""
+    if args.dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, args.dtype)
+
+
+def load_components(args: LTX2Args, dtype: torch.dtype) -> Loaded:
+    """Load the configured weights, or build tiny random ones when that is explicitly allowed."""
+    if args.weights is None:
+        if not args.allow_random_weights:
+            raise ValueError(
+                "ltx2 has no weights configured: set `weights` (local dir, hf://, s3://) "
+                "or, for a local smoke profile only, `allow_random_weights: true`"
+            )
+        logger.warning(
+            "!!! ltx2: NO WEIGHTS CONFIGURED - using TINY RANDOMLY-INITIALISED models (%s); every video will "
+            "be noise. Local/test profile only. !!!",
+            RANDOM_WEIGHTS,
+        )
+        components = {k: _to_dtype(v, dtype) for k, v in build_tiny_components().items()}
+        return Loaded(components, _to_dtype(build_tiny_upsampler(), dtype), RANDOM_WEIGHTS)
+    cache = args.weights_cache_dir
+    root = _fetch_pipeline_dir(args.weights, cache, skip=_TEXT_PARTS if args.text_encoder else ())
+    overrides = _load_text_encoder(fetch_weights(args.text_encoder, cache), dtype) if args.text_encoder else {}
+    pipe = LTX2Pipeline.from_pretrained(root, dtype=dtype, **overrides)
+    upsampler = _load_upsampler(args, dtype) if "pro" in args.qualities else None
+    return Loaded(dict(pipe.components), upsampler, args.weights)
+
+
+def _to_dtype(component: Any, dtype: torch.dtype) -> Any:
+    """Cast modules only when needed: the tiny models are built in float32 already."""
+    if isinstance(component, torch.nn.Module) and component.dtype != dtype:
+        return component.to(dtype)
+    return component
+
+
+def _join(source: str, sub: str) -> str:
+    return f"{source.rstrip('/')}/{sub}"
+
+
+def _fetch_pipeline_dir(source: str, cache: str, skip: tuple[str, ...]) -> Path:
+    """Fetch model_index.json and only the component folders it names: a Hub repo such as Lightricks/LTX-2
+    also holds ~150 GB of single-file checkpoints that diffusers never reads."""
+    index = fetch_weights(_join(source, "model_index.json"), cache)
+    parts = [k for k, v in json.loads(index.read_text()).items() if isinstance(v, list) and v[0] and k not in skip]
+    for part in parts:
+        fetch_weights(_join(source, part), cache)
+    return index.parent
+
+
+def _load_text_encoder(path: Path, dtype: torch.dtype) -> dict[str, Any]:
+    """Gemma 3 from a diffusers-layout dir (text_encoder/ + tokenizer/) or a plain Gemma 3 checkpoint dir."""
+    layout = (path / "text_encoder").is_dir()
+    encoder_dir, tokenizer_dir = (path / "text_encoder", path / "tokenizer") if layout else (path, path)
+    return {
+        "text_encoder": Gemma3ForConditionalGeneration.from_pretrained(encoder_dir, dtype=dtype),
+        "tokenizer": AutoTokenizer.from_pretrained(tokenizer_dir),
+    }
+
+
+def _load_upsampler(args: LTX2Args, dtype: torch.dtype) -> LTX2LatentUpsamplerModel:
+    source = args.upsampler or _join(str(args.weights), "latent_upsampler")
+    path = fetch_weights(source, args.weights_cache_dir)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"no latent upsampler (config.json) at {source}; set `upsampler` or drop `pro`")
+    return LTX2LatentUpsamplerModel.from_pretrained(path, dtype=dtype).eval()
+
+
+def load_lora(pipe: LTX2Pipeline, source: str, cache: str, adapter_name: str) -> None:
+    """Load one LoRA (a .safetensors file, or a dir holding exactly one) as the named adapter."""
+    path = fetch_weights(source, cache)
+    if path.is_dir():
+        files = sorted(path.glob("*.safetensors"))
+        if len(files) != 1:
+            raise FileNotFoundError(
+                f"LoRA source {source} must hold exactly one .safetensors file, found {[f.name for f in files]}; "
+                "name the file in the source"
+            )
+        path = files[0]
+    logger.info("ltx2: loading LoRA %s from %s", adapter_name, source)
+    pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=adapter_name)
+
+
+def apply_memory_options(args: LTX2Args, pipe: LTX2Pipeline, dtype: torch.dtype) -> None:
+    """fp8 storage (after the LoRAs are loaded) and VAE tiling; placement is per pipeline, by the caller."""
+    if args.fp8_layerwise:
+        # Weights rest in fp8 and each layer is upcast just before it runs. Norms stay in full precision, and
+        # so do LoRA layers: PEFT's LoRA matmul has no upcast hook of its own, and fp8 would also blur the deltas.
+        skip = (*pipe.transformer._skip_layerwise_casting_patterns, "lora_")
+        pipe.transformer.enable_layerwise_casting(
+            storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype, skip_modules_pattern=skip
+        )
+    if args.vae_tiling:
+        pipe.vae.enable_tiling()
