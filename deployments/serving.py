@@ -16,6 +16,7 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.base import JobSpec, ModelArgs, ModelRunner
 from deployments.media import MediaError
+from serve_app import metrics
 from serve_app.errors import InvalidInput, JobCancelled, JobFailed
 from serve_app.jobstore import JobResult, result_key
 from serve_app.schemas import JobError
@@ -77,9 +78,11 @@ class ModelDeployment:
     def __init__(
         self, model: str, args: ModelArgs, storage_args: StorageArgs, secrets: Secrets, queue_deployment: str
     ) -> None:
+        metrics.route_logs_to_serve()
         started = time.monotonic()
         self._model = model
         self._runner = load_runner(args)
+        metrics.model_loaded(model, time.monotonic() - started)
         self._storage = build_storage(storage_args, secrets)
         self._queue = serve.get_deployment_handle(queue_deployment, serve.get_replica_context().app_name)
         logger.info(
@@ -91,6 +94,7 @@ class ModelDeployment:
 
     async def run(self, job: JobSpec) -> dict:
         """Run one job end to end and return its `JobResult`; raises only for errors worth a retry."""
+        metrics.tag_job_logs(job.job_id, self._model)
         reporter = QueueReporter(job, self._queue, asyncio.get_running_loop())
         reporter.report("starting", 0.0)
         if await reporter.send():  # cancelled while it waited: it never runs

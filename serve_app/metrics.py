@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ray import serve
+from ray.serve import metrics as serve_metrics
 from ray.serve.exceptions import RayServeException
 
 if TYPE_CHECKING:
@@ -150,11 +151,11 @@ def _metric(name: str) -> Any | None:
         return None
     spec = _BY_NAME[name]
     if spec.kind == "counter":
-        metric = serve.metrics.Counter(spec.name, spec.description, spec.labels)
+        metric = serve_metrics.Counter(spec.name, spec.description, spec.labels)
     elif spec.kind == "gauge":
-        metric = serve.metrics.Gauge(spec.name, spec.description, spec.labels)
+        metric = serve_metrics.Gauge(spec.name, spec.description, spec.labels)
     else:
-        metric = serve.metrics.Histogram(spec.name, spec.description, list(spec.buckets), spec.labels)
+        metric = serve_metrics.Histogram(spec.name, spec.description, list(spec.buckets), spec.labels)
     _metrics[name] = metric
     return metric
 

@@ -90,7 +90,13 @@ def s3_bucket(s3_endpoint: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def serve_url(s3_endpoint: str) -> Iterator[str]:
+def metrics_export_port() -> int:
+    """Where Ray's metrics agent serves Prometheus text (`/metrics`) for the session's cluster."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def serve_url(s3_endpoint: str, metrics_export_port: int) -> Iterator[str]:
     """One Ray cluster and Serve instance for the whole run, HTTP on a free loopback port."""
     import ray
     from ray import serve
@@ -98,7 +104,13 @@ def serve_url(s3_endpoint: str) -> Iterator[str]:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     os.environ["API_KEYS"] = f"{API_KEY},{OTHER_KEY}"  # read by the app builder (Secrets.from_env)
     os.environ["WEBHOOK_SECRET"] = WEBHOOK_SECRET
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        num_cpus=8,
+        include_dashboard=False,
+        log_to_driver=False,
+        _metrics_export_port=metrics_export_port,
+        _system_config={"metrics_report_interval_ms": 1000},  # metrics reach /metrics within a second, not 10
+    )
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     yield f"http://127.0.0.1:{port}"
