@@ -1,0 +1,306 @@
+"""One lip-sync job: audio -> mel windows, face track, batched generator, blended paste, H.264 + AAC mp4.
+
+The face video is read twice, streaming: a detection pass at low resolution that keeps only boxes, then a
+synthesis pass that decodes, generates, pastes and encodes one batch at a time. Nothing holds the whole video.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import cv2
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployments.base import Reporter
+from deployments.media import MediaError, VideoWriter, decode_audio, iter_frames, iter_sampled_frames, probe
+from deployments.wav2lip import audio as mels
+from deployments.wav2lip import face
+from deployments.wav2lip.args import Wav2LipArgs
+from deployments.wav2lip.network import IMG_SIZE, MEL_STEPS, Wav2Lip
+from serve_app.errors import JobFailed
+
+_MUX_RATE = 48_000  # output audio rate; AAC's most common
+_F = TypeVar("_F")
+_END = object()
+
+
+class SyncParams(BaseModel):
+    """The job fields this pipeline reads from `JobSpec.params` (validated by the gateway; defaults here)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    face_kind: Literal["video", "image"] = "video"
+    fps: float = Field(25.0, gt=0, description="Output frame rate for a still image.")
+    pads: tuple[int, int, int, int] = Field((0, 10, 0, 0), description="Box padding: top, bottom, left, right.")
+    smooth: bool = True
+    blend: Literal["feather", "hard"] = "feather"
+    on_no_face: Literal["keep", "fail"] = "keep"
+
+
+@dataclass
+class StageClock:
+    """Wall seconds per stage, summed; the bench reads it to split the time."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - start
+
+    def frames(self, source: Iterator[_F]) -> Iterator[_F]:
+        """`source`, with the time spent decoding each frame charged to "decode"."""
+        while True:
+            with self("decode"):
+                frame = next(source, _END)
+            if frame is _END:
+                return
+            yield frame
+
+
+def _ramp(n: int, rise: tuple[float, float], fall: tuple[float, float]) -> np.ndarray:
+    """1-D weights over n samples: 0 -> 1 across `rise`, 1 -> 0 across `fall` (fractions of n), smoothstepped."""
+    x = (np.arange(n) + 0.5) / n
+    up = np.clip((x - rise[0]) / (rise[1] - rise[0]), 0, 1)
+    down = np.clip((fall[1] - x) / (fall[1] - fall[0]), 0, 1)
+    t = np.minimum(up, down)
+    return t * t * (3 - 2 * t)
+
+
+# Only the lower face changes (the network sees the upper half unmasked), so blend from mid-face down and
+# fade at the box edges: no visible seam, and the sharp original eyes are kept.
+_FEATHER = np.outer(_ramp(IMG_SIZE, (0.42, 0.62), (0.9, 1.0)), _ramp(IMG_SIZE, (0.0, 0.15), (0.85, 1.0)))
+
+
+def paste(frame: np.ndarray, face96: np.ndarray, box: tuple[int, int, int, int], blend: str) -> None:
+    """Resize a generated 96x96 face into `box` of `frame`, in place; "hard" is the official rectangle paste."""
+    x1, y1, x2, y2 = box
+    patch = cv2.resize(face96, (x2 - x1, y2 - y1))
+    if blend == "hard":
+        frame[y1:y2, x1:x2] = patch
+        return
+    weight = cv2.resize(_FEATHER, (x2 - x1, y2 - y1))[..., None]
+    region = frame[y1:y2, x1:x2].astype(np.float32)
+    frame[y1:y2, x1:x2] = (region + (patch - region) * weight + 0.5).astype(np.uint8)
+
+
+@contextlib.contextmanager
+def _readable(name: str) -> Iterator[None]:
+    """Turn a media error into a permanent job failure that names the input."""
+    try:
+        yield
+    except MediaError as exc:
+        raise JobFailed(f"{name} input: {exc}", code="invalid_media") from exc
+
+
+def _autocast(device: torch.device, half: bool) -> contextlib.AbstractContextManager:
+    if half and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    # bf16 only where the CPU computes it natively; emulated bf16 is slower than fp32
+    if half and device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class _Clip:
+    """What the job's inputs hold, once checked."""
+
+    width: int
+    height: int
+    fps: float
+    mel: np.ndarray
+    audio: np.ndarray  # (channels, samples) at _MUX_RATE, for the output
+    frames: int  # output frames = audio duration x fps
+
+
+class LipSyncPipeline:
+    """A loaded generator and face detector that turn (face, audio) into a lip-synced mp4."""
+
+    def __init__(
+        self, generator: Wav2Lip, detector: face.FaceDetector, device: torch.device, args: Wav2LipArgs
+    ) -> None:
+        self.generator, self.detector, self.device, self.args = generator, detector, device, args
+
+    def __call__(
+        self, face_path: Path, audio_path: Path, out_path: Path, params: SyncParams, reporter: Reporter
+    ) -> dict[str, object]:
+        """Write the lip-synced video to `out_path`; return what was made (sizes, counts, stage seconds)."""
+        clock = StageClock()
+        # 1. Check the inputs and compute the mel features
+        reporter.report("decoding", 0.0)
+        with clock("mel"):
+            clip = self._load(face_path, audio_path, params)
+        # 2. Detect: one box (or NaN) per source frame used
+        with _readable("face"):
+            track = self._detect(face_path, clip, params, reporter, clock)
+        missing = np.isnan(track[np.arange(clip.frames) % len(track), 0])
+        if params.on_no_face == "fail" and missing.any():
+            frame = int(np.argmax(missing))
+            raise JobFailed(f"no face found in frame {frame} ({frame / clip.fps:.2f} s)", code="no_face")
+        # 3. Generate and paste batch by batch, encoding as we go
+        with _readable("face"):
+            self._synthesise(face_path, out_path, clip, track, params, reporter, clock)
+        reporter.report("encoding", 1.0)
+        return {
+            "fps": clip.fps, "frames": clip.frames, "width": clip.width - clip.width % 2,
+            "height": clip.height - clip.height % 2, "duration_s": clip.frames / clip.fps,
+            "faces_found": int((~missing).sum()), "frames_without_face": int(missing.sum()),
+            "source_frames": len(track), "stage_seconds": {k: round(v, 3) for k, v in clock.seconds.items()},
+        }  # fmt: skip
+
+    def _load(self, face_path: Path, audio_path: Path, params: SyncParams) -> _Clip:
+        with _readable("face"):
+            info = probe(face_path)
+        if not info.has_video:
+            raise JobFailed("face input: holds no image or video stream", code="invalid_media")
+        with _readable("audio"):
+            wav = decode_audio(audio_path)[0]
+        duration = len(wav) / mels.SAMPLE_RATE
+        if duration > self.args.max_duration_s:
+            raise JobFailed(f"audio lasts {duration:.1f} s; the limit is {self.args.max_duration_s} s", "invalid_media")
+        mel = mels.melspectrogram(wav)
+        if mel.shape[1] < MEL_STEPS:  # one window, 0.2 s
+            raise JobFailed(f"audio lasts {duration:.2f} s; at least 0.2 s is needed", code="invalid_media")
+        with _readable("audio"):
+            mux = decode_audio(audio_path, sample_rate=_MUX_RATE, mono=False)
+        fps = params.fps if params.face_kind == "image" or not info.fps else info.fps
+        frames = mels.frame_count(len(wav), fps)
+        return _Clip(info.width, info.height, fps, mel, mux, frames)
+
+    def _source(self, face_path: Path, params: SyncParams) -> Iterator[np.ndarray]:
+        frames = iter_frames(face_path)
+        return frames if params.face_kind == "video" else itertools.islice(frames, 1)
+
+    def _detect(
+        self, face_path: Path, clip: _Clip, params: SyncParams, reporter: Reporter, clock: StageClock
+    ) -> np.ndarray:
+        """(source frames used, 4) full-resolution face track, NaN rows where there is no face."""
+        every, batch_size, keys = self.args.detect_every, self.args.face_det_batch_size, []
+        used, batch, scale = 0, [], 1.0
+        frames = iter_sampled_frames(face_path, every=every, max_side=self.args.detect_max_side)
+        if params.face_kind == "image":
+            frames = itertools.islice(frames, 1)
+        # a video that outlasts the audio is read only as far as it is shown
+        for index, small in enumerate(itertools.islice(clock.frames(frames), clip.frames)):
+            used = index + 1
+            if small is None:  # between keyframes: decoded, not converted
+                continue
+            scale = small.shape[1] / clip.width
+            batch.append(small)
+            if len(batch) == batch_size:
+                keys.append(self._detect_batch(batch, scale, clock, reporter))
+                reporter.report("detecting", 0.3 * used / clip.frames)
+                batch = []
+        if batch:
+            keys.append(self._detect_batch(batch, scale, clock, reporter))
+        if used == 0:
+            raise JobFailed("the face video holds no frames", code="invalid_media")
+        track = face.fill_between_keyframes(np.concatenate(keys), every, used)
+        if params.smooth:
+            track = face.smooth_track(track, self.args.smooth_window)
+        return track
+
+    def _detect_batch(self, batch: list[np.ndarray], scale: float, clock: StageClock, reporter: Reporter) -> np.ndarray:
+        reporter.raise_if_cancelled()
+        with clock("detect"):
+            return face.best_boxes(self.detector.detect(batch), scale)
+
+    def _synthesise(
+        self,
+        face_path: Path,
+        out_path: Path,
+        clip: _Clip,
+        track: np.ndarray,
+        params: SyncParams,
+        reporter: Reporter,
+        clock: StageClock,
+    ) -> None:
+        starts = mels.window_starts(clip.mel.shape[1], clip.fps, clip.frames)
+        writer = VideoWriter(
+            out_path, width=clip.width, height=clip.height, fps=clip.fps, audio=clip.audio,
+            sample_rate=_MUX_RATE, crf=self.args.video_crf, preset=self.args.video_preset,
+        )  # fmt: skip
+        frames = self._frames(face_path, clip.frames, len(track), params, clock)
+        first = 0
+        with writer:
+            while batch := list(itertools.islice(frames, self.args.batch_size)):
+                reporter.raise_if_cancelled()
+                rows = np.arange(first, first + len(batch)) % len(track)
+                boxes = [self._box(track[r], params, clip) for r in rows]
+                self._sync_batch(batch, boxes, clip.mel, starts[first : first + len(batch)], params, clock)
+                with clock("encode"):
+                    for frame in batch:
+                        writer.write(frame)
+                first += len(batch)
+                reporter.report("lip_sync", 0.3 + 0.69 * first / clip.frames)
+            reporter.report("encoding", 0.99)
+            with clock("encode"):
+                writer.close()
+
+    def _frames(
+        self, face_path: Path, total: int, sources: int, params: SyncParams, clock: StageClock
+    ) -> Iterator[np.ndarray]:
+        """`total` writable full-size frames: the image repeated, or the video's first `sources` frames looped."""
+        if params.face_kind == "image" or sources == 1:
+            still = next(clock.frames(self._source(face_path, params)))
+            for _ in range(total):
+                yield still.copy()  # pasted into in place
+            return
+        done = 0
+        while done < total:  # audio longer than the video: start the video again, as the official script does
+            start = done
+            for frame in itertools.islice(clock.frames(self._source(face_path, params)), min(sources, total - done)):
+                yield frame
+                done += 1
+            if done == start:  # never loop forever on a file that stopped yielding frames
+                raise MediaError("the video yielded no frames when read again")
+
+    def _box(self, box: np.ndarray, params: SyncParams, clip: _Clip) -> tuple[int, int, int, int] | None:
+        if np.isnan(box[0]):
+            return None
+        x1, y1, x2, y2 = face.pad_box(box, params.pads, clip.width, clip.height)
+        return (x1, y1, x2, y2) if x2 - x1 >= 2 and y2 - y1 >= 2 else None
+
+    @torch.inference_mode()
+    def _sync_batch(
+        self,
+        frames: list[np.ndarray],
+        boxes: list[tuple[int, int, int, int] | None],
+        mel: np.ndarray,
+        starts: np.ndarray,
+        params: SyncParams,
+        clock: StageClock,
+    ) -> None:
+        """Replace the lower face of every frame that has a box, in place."""
+        todo = [(i, box) for i, box in enumerate(boxes) if box is not None]
+        if not todo:
+            return
+        with clock("paste"):
+            size = (IMG_SIZE, IMG_SIZE)
+            crops = np.stack([cv2.resize(frames[i][y1:y2, x1:x2], size) for i, (x1, y1, x2, y2) in todo])
+        with clock("generator"):
+            faces = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+            masked = faces.clone()
+            masked[:, :, IMG_SIZE // 2 :] = 0  # the network redraws the lower half from the audio
+            windows = mels.mel_windows(mel, starts[[i for i, _ in todo]])
+            audio = torch.from_numpy(windows).to(self.device)[:, None]
+            with _autocast(self.device, self.args.half_precision):
+                out = self.generator(audio, torch.cat([masked, faces], dim=1))
+            # truncation, not rounding, as the official script's astype(uint8)
+            generated = (out.float() * 255.0).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        with clock("paste"):
+            for face96, (i, box) in zip(generated, todo, strict=True):
+                paste(frames[i], face96, box, params.blend)
