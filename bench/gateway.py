@@ -89,20 +89,25 @@ def main() -> None:
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     base = f"http://127.0.0.1:{port}"
     placement = {"num_cpus": 0, "min_replicas": 1, "max_replicas": 1, "graceful_shutdown_timeout_s": 1}
-    args = AppArgs.model_validate({
-        "storage": {"local_dir": tempfile.mkdtemp(prefix="bench-gw-"), "public_base_url": base + "/gw"},
-        "queue": {"max_queued_jobs": 1_000_000, "dispatch_window": 1},
-        "gateway": {"num_cpus": 0}, "queue_num_cpus": 0,
-        "ltx2": {"runner": "bench.gateway:BusyRunner", "placement": placement},
-        "wav2lip": {"enabled": False, "runner": "bench.gateway:BusyRunner"},
-    })
+    args = AppArgs.model_validate(
+        {
+            "storage": {"local_dir": tempfile.mkdtemp(prefix="bench-gw-"), "public_base_url": base + "/gw"},
+            "queue": {"max_queued_jobs": 1_000_000, "dispatch_window": 1},
+            "gateway": {"num_cpus": 0},
+            "queue_num_cpus": 0,
+            "ltx2": {"runner": "bench.gateway:BusyRunner", "placement": placement},
+            "wav2lip": {"enabled": False, "runner": "bench.gateway:BusyRunner"},
+        }
+    )
     serve.run(build_app(args), name="gw", route_prefix="/gw")
     serve.run(Echo.bind(), name="echo", route_prefix="/echo")
 
     auth = {"Authorization": "Bearer bench-key"}
     rows = []
-    for name, url, headers in (("bare Serve echo", f"{base}/echo/api/v1/generate", {}),
-                               ("gateway", f"{base}/gw/api/v1/generate", auth)):
+    for name, url, headers in (
+        ("bare Serve echo", f"{base}/echo/api/v1/generate", {}),
+        ("gateway", f"{base}/gw/api/v1/generate", auth),
+    ):
         asyncio.run(load(url, headers, 100, opts.concurrency))  # warm-up
         rate, latencies, errors = asyncio.run(load(url, headers, opts.requests, opts.concurrency))
         rows.append((name, rate, percentile(latencies, 50), percentile(latencies, 99), errors))
@@ -112,8 +117,14 @@ def main() -> None:
 
 
 def write_results(rows: list[tuple], opts: argparse.Namespace) -> None:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     ratio = rows[1][1] / rows[0][1]
     lines = [
         "## Gateway submissions vs bare Serve (`bench/gateway.py`)",

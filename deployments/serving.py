@@ -16,7 +16,7 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.base import JobSpec, ModelArgs, ModelRunner
 from deployments.media import MediaError
-from serve_app import metrics
+from serve_app import joblogs, metrics
 from serve_app.errors import InvalidInput, JobCancelled, JobFailed
 from serve_app.jobstore import JobResult, result_key
 from serve_app.schemas import JobError
@@ -78,7 +78,7 @@ class ModelDeployment:
     def __init__(
         self, model: str, args: ModelArgs, storage_args: StorageArgs, secrets: Secrets, queue_deployment: str
     ) -> None:
-        metrics.route_logs_to_serve()
+        joblogs.route_logs_to_serve()
         started = time.monotonic()
         self._model = model
         self._runner = load_runner(args)
@@ -94,7 +94,7 @@ class ModelDeployment:
 
     async def run(self, job: JobSpec) -> dict:
         """Run one job end to end and return its `JobResult`; raises only for errors worth a retry."""
-        metrics.tag_job_logs(job.job_id, self._model)
+        joblogs.tag_job_logs(job.job_id, self._model)
         reporter = QueueReporter(job, self._queue, asyncio.get_running_loop())
         reporter.report("starting", 0.0)
         if await reporter.send():  # cancelled while it waited: it never runs

@@ -20,7 +20,7 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.ltx2.args import check_camera_lora, check_quality
 from deployments.ltx2.params import LTX2Params, frames_for_duration, resolve_size
-from serve_app import metrics
+from serve_app import joblogs, metrics
 from serve_app.errors import (
     InvalidInput,
     JobNotFound,
@@ -90,9 +90,7 @@ def _field_of(error: dict) -> str:
 
 @app.exception_handler(RequestValidationError)
 async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    fields = [
-        {"field": _field_of(e), "message": str(e["msg"]).removeprefix("Value error, ")} for e in exc.errors()
-    ]
+    fields = [{"field": _field_of(e), "message": str(e["msg"]).removeprefix("Value error, ")} for e in exc.errors()]
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
     metrics.input_rejected(fields[0]["field"], exc.errors()[0]["type"])  # one count per request, by its first error
     return error_response(422, "invalid_request", summary, fields=fields)
@@ -120,7 +118,7 @@ class Gateway:
     """HTTP API in front of one JobQueue per model."""
 
     def __init__(self, args: AppArgs, secrets: Secrets, queues: dict[str, DeploymentHandle]) -> None:
-        metrics.route_logs_to_serve()
+        joblogs.route_logs_to_serve()
         self._args, self._secrets, self._queues = args, secrets, queues
         self._keys = [k.get_secret_value().encode() for k in secrets.api_keys]
         self._storage = build_storage(args.storage, secrets)
@@ -130,9 +128,7 @@ class Gateway:
 
     # ---- jobs -----------------------------------------------------------------------------------
 
-    @app.post(
-        "/api/v1/generate", status_code=201, response_model=CreatedView, tags=["jobs"], dependencies=SECURED
-    )
+    @app.post("/api/v1/generate", status_code=201, response_model=CreatedView, tags=["jobs"], dependencies=SECURED)
     async def generate(
         self,
         body: GenerateRequest,
@@ -187,9 +183,7 @@ class Gateway:
 
     # ---- uploads and downloads ------------------------------------------------------------------
 
-    @app.post(
-        "/api/v1/presign/upload", response_model=PresignUploadView, tags=["files"], dependencies=SECURED
-    )
+    @app.post("/api/v1/presign/upload", response_model=PresignUploadView, tags=["files"], dependencies=SECURED)
     async def presign_upload(self, body: PresignUploadRequest, request: Request) -> PresignUploadView:
         """A URL to PUT one input file to; pass the returned `key` as `image_key`/`video_key`/`audio_key`."""
         self._authorize(request)
@@ -211,9 +205,7 @@ class Gateway:
         view: JobView = await call(self._queue_of(job_id).get.remote(job_id))
         if view.status != "completed" or view.result_url is None:
             raise JobNotReady(f"job {job_id} is {view.status}; only completed jobs have a video")
-        return PresignDownloadView(
-            download_url=view.result_url, expires_in=self._args.storage.presign_expires_s
-        )
+        return PresignDownloadView(download_url=view.result_url, expires_in=self._args.storage.presign_expires_s)
 
     @app.get("/files/{key:path}", include_in_schema=False)
     async def download_file(self, key: str, expires: int, signature: str) -> FileResponse:
@@ -288,9 +280,7 @@ class Gateway:
         if url is None:
             return
         if self._secrets.webhook_secret is None:
-            raise InvalidInput(
-                "webhook_url", "webhooks are not configured on this server (WEBHOOK_SECRET unset)"
-            )
+            raise InvalidInput("webhook_url", "webhooks are not configured on this server (WEBHOOK_SECRET unset)")
         try:
             await check_public_url(str(url), self._args.webhooks.allow_networks)
         except BlockedURL as exc:
@@ -310,9 +300,7 @@ class Gateway:
             }
         limits = self._args.ltx2
         if body.duration > limits.max_duration_s:
-            raise InvalidInput(
-                "duration", f"{body.duration:g} s is over the {limits.max_duration_s:g} s limit"
-            )
+            raise InvalidInput("duration", f"{body.duration:g} s is over the {limits.max_duration_s:g} s limit")
         width, height = resolve_size(body.quality, body.width, body.height, body.resolution)
         if max(width, height) > limits.max_side:
             field = "width" if width >= height else "height"

@@ -50,9 +50,7 @@ class JobStore:
         self._index = f"index/{model}"
 
     def save(self, record: JobRecord) -> None:
-        self.storage.put_bytes(
-            record_key(record.job_id), record.model_dump_json().encode(), "application/json"
-        )
+        self.storage.put_bytes(record_key(record.job_id), record.model_dump_json().encode(), "application/json")
 
     def load(self, job_id: str) -> JobRecord:
         return JobRecord.model_validate_json(self.storage.get_bytes(record_key(job_id)))

@@ -16,7 +16,7 @@ from typing import Any
 from ray.serve.handle import DeploymentHandle
 
 from deployments.base import JobSpec
-from serve_app import metrics, webhooks
+from serve_app import joblogs, metrics, webhooks
 from serve_app.errors import IdempotencyConflict, JobNotFound, NotFound, QueueFull
 from serve_app.jobstore import JobResult, JobStore
 from serve_app.schemas import JobError, JobRecord, JobView, WebhookState, utcnow
@@ -30,10 +30,8 @@ RETENTION_SWEEP_PERIOD_S = 3600.0
 class JobQueue:
     """Owns one model's jobs: submit, dispatch, retry, cancel, progress, webhooks, recovery."""
 
-    async def __init__(
-        self, model: str, model_handle: DeploymentHandle, args: AppArgs, secrets: Secrets
-    ) -> None:
-        metrics.route_logs_to_serve()
+    async def __init__(self, model: str, model_handle: DeploymentHandle, args: AppArgs, secrets: Secrets) -> None:
+        joblogs.route_logs_to_serve()
         self._model = model
         self._handle = model_handle
         self._args, self._qargs = args, args.queue
@@ -139,7 +137,7 @@ class JobQueue:
             self._runs[job_id] = asyncio.get_running_loop().create_task(self._execute(job_id))
 
     async def _execute(self, job_id: str) -> None:
-        metrics.tag_job_logs(job_id, self._model)
+        joblogs.tag_job_logs(job_id, self._model)
         record = self._jobs[job_id]
         try:
             while not record.terminal:
@@ -170,15 +168,9 @@ class JobQueue:
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
         extra = {"job_id": record.job_id, "model": self._model}
         if record.attempts >= self._qargs.max_attempts:
-            logger.error(
-                "job %s attempt %d failed, giving up: %s", record.job_id, record.attempts, reason, extra=extra
-            )
-            error = JobError(
-                code="retries_exhausted", message=f"{record.attempts} attempts failed; last: {reason}"
-            )
-            await self._finish(
-                record, "failed", JobResult(status="failed", attempt=record.attempts, error=error)
-            )
+            logger.error("job %s attempt %d failed, giving up: %s", record.job_id, record.attempts, reason, extra=extra)
+            error = JobError(code="retries_exhausted", message=f"{record.attempts} attempts failed; last: {reason}")
+            await self._finish(record, "failed", JobResult(status="failed", attempt=record.attempts, error=error))
             return
         delay = min(self._qargs.retry_backoff_s * 2 ** (record.attempts - 1), self._qargs.retry_backoff_max_s)
         logger.warning(
@@ -219,7 +211,7 @@ class JobQueue:
 
     async def _send_webhook(self, record: JobRecord) -> None:
         assert record.webhook is not None
-        metrics.tag_job_logs(record.job_id, self._model)
+        joblogs.tag_job_logs(record.job_id, self._model)
         secret = self._secrets.webhook_secret
         if secret is None:  # the gateway refuses webhook_url without a secret; this is a config change since
             record.webhook.last_error = "WEBHOOK_SECRET is not set"
@@ -255,9 +247,7 @@ class JobQueue:
 
     async def _recover(self) -> None:
         """Rebuild the backlog from the active index: queued jobs re-queue, running ones are adopted."""
-        records = await asyncio.gather(
-            *(self._load(i) for i in await asyncio.to_thread(self._store.active_ids))
-        )
+        records = await asyncio.gather(*(self._load(i) for i in await asyncio.to_thread(self._store.active_ids)))
         deadline = time.monotonic() + self._qargs.heartbeat_timeout_s
         for record in sorted((r for r in records if not r.terminal), key=lambda r: r.created_at):
             self._jobs[record.job_id] = record

@@ -14,9 +14,7 @@ JobStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 CameraMotion = Literal[CAMERA_MOTIONS]  # type: ignore[valid-type]
 Resolution = Literal[tuple(RESOLUTION_PRESETS)]  # type: ignore[valid-type]
-UploadKey = Annotated[
-    str, Field(pattern=r"^uploads/[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_.-]{1,64}$", max_length=200)
-]
+UploadKey = Annotated[str, Field(pattern=r"^uploads/[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_.-]{1,64}$", max_length=200)]
 
 
 def utcnow() -> datetime:
@@ -44,9 +42,7 @@ class LTX2Request(BaseModel):
     negative_prompt: str = Field("", max_length=4000, description="What the video should avoid.")
     image_url: HttpUrl | None = Field(None, description="First frame, fetched over http(s).")
     image_base64: str | None = Field(None, description="First frame as base64 (or a data: URI).")
-    image_key: UploadKey | None = Field(
-        None, description="First frame uploaded through /api/v1/presign/upload."
-    )
+    image_key: UploadKey | None = Field(None, description="First frame uploaded through /api/v1/presign/upload.")
     quality: Literal["fast", "pro"] = Field(
         "fast",
         validation_alias=AliasChoices("quality", "mode"),
@@ -88,12 +84,8 @@ class Wav2LipRequest(BaseModel):
         (0, 10, 0, 0), description="Pixels added to the face box: top, bottom, left, right."
     )
     smooth: bool = Field(True, description="Average face boxes over 5 frames to steady the mouth region.")
-    blend: Literal["feather", "hard"] = Field(
-        "feather", description="Feathered paste, or the official hard box."
-    )
-    on_no_face: Literal["keep", "fail"] = Field(
-        "keep", description="A frame without a face: keep it, or fail."
-    )
+    blend: Literal["feather", "hard"] = Field("feather", description="Feathered paste, or the official hard box.")
+    on_no_face: Literal["keep", "fail"] = Field("keep", description="A frame without a face: keep it, or fail.")
     webhook_url: HttpUrl | None = Field(None, description="Receives a signed POST when the job ends.")
 
     @model_validator(mode="after")
@@ -113,9 +105,7 @@ class PresignUploadRequest(BaseModel):
 
     input_type: Literal["image", "video", "audio"]
     content_type: str = Field(pattern=r"^(image|video|audio)/[A-Za-z0-9.+-]{1,64}$", description="MIME type.")
-    job_id: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Groups uploads; optional."
-    )
+    job_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Groups uploads; optional.")
 
     @model_validator(mode="after")
     def _type_matches(self) -> PresignUploadRequest:

@@ -56,9 +56,7 @@ class QueueArgs(_Args):
     )
     max_queued_jobs: PositiveInt = Field(1000, description="Unfinished jobs per model before 429.")
     retry_after_s: PositiveInt = Field(30, description="Retry-After sent with a 429.")
-    record_flush_s: PositiveFloat = Field(
-        2.0, description="Progress is written to storage at most this often."
-    )
+    record_flush_s: PositiveFloat = Field(2.0, description="Progress is written to storage at most this often.")
     retention_days: PositiveFloat | None = Field(
         None,
         description="Delete finished jobs (record, inputs, output) after this many days; None keeps them.",

@@ -106,9 +106,7 @@ class InputStager:
                             url = str(response.url.join(response.headers["location"]))
                             continue
                         if response.status_code != 200:
-                            raise InvalidInput(
-                                field, f"fetching {redact_url(url)} answered {response.status_code}"
-                            )
+                            raise InvalidInput(field, f"fetching {redact_url(url)} answered {response.status_code}")
                         await self._save_capped(field, response, target)
                         return
                 raise InvalidInput(field, f"more than {self._args.inputs.max_redirects} redirects")
@@ -174,19 +172,13 @@ class InputStager:
             raise InvalidInput(source.field, f"holds no {source.kind} stream")
         return info
 
-    def _check_limits(
-        self, request: LTX2Request | Wav2LipRequest, source: InputSource, info: MediaInfo
-    ) -> None:
+    def _check_limits(self, request: LTX2Request | Wav2LipRequest, source: InputSource, info: MediaInfo) -> None:
         """Wav2Lip keeps the face's resolution and the audio's length, so both are bounded here, pre-GPU.
         LTX-2 resizes its image to the requested size, so any image size is fine."""
         if isinstance(request, LTX2Request):
             return
         limits = self._args.wav2lip
         if max(info.width, info.height) > limits.max_side:
-            raise InvalidInput(
-                source.field, f"{info.width}x{info.height} is over the {limits.max_side} px side limit"
-            )
+            raise InvalidInput(source.field, f"{info.width}x{info.height} is over the {limits.max_side} px side limit")
         if source.kind == "audio" and info.duration_s > limits.max_duration_s:
-            raise InvalidInput(
-                source.field, f"{info.duration_s:.1f} s is over the {limits.max_duration_s:g} s limit"
-            )
+            raise InvalidInput(source.field, f"{info.duration_s:.1f} s is over the {limits.max_duration_s:g} s limit")

@@ -103,8 +103,16 @@ def test_corrupt_audio_is_refused_before_it_reaches_a_gpu(models_app, tmp_path):
 
 @pytest.mark.parametrize("quality", ["fast", "pro"])
 def test_text_to_video_job_over_http_has_the_snapped_size_frames_and_audio(models_app, tmp_path, quality):
-    body = {"model": "ltx2", "prompt": "a red ball", "width": 100, "height": 70, "duration": 0.5, "fps": 16,
-            "quality": quality, "seed": 3}
+    body = {
+        "model": "ltx2",
+        "prompt": "a red ball",
+        "width": 100,
+        "height": 70,
+        "duration": 0.5,
+        "fps": 16,
+        "quality": quality,
+        "seed": 3,
+    }
     created = models_app.client.post("/api/v1/generate", json=body)
     assert created.status_code == 201, created.text
     params = created.json()["params"]
@@ -123,8 +131,15 @@ def test_image_to_video_job_over_http(models_app, tmp_path):
 
     buffer = io.BytesIO()
     Image.fromarray(astronaut()[..., ::-1]).save(buffer, format="PNG")
-    body = {"model": "ltx2", "prompt": "the astronaut smiles", "width": 64, "height": 64, "duration": 0.5,
-            "fps": 16, "image_base64": base64.b64encode(buffer.getvalue()).decode()}
+    body = {
+        "model": "ltx2",
+        "prompt": "the astronaut smiles",
+        "width": 64,
+        "height": 64,
+        "duration": 0.5,
+        "fps": 16,
+        "image_base64": base64.b64encode(buffer.getvalue()).decode(),
+    }
     created = models_app.client.post("/api/v1/generate", json=body)
     assert created.status_code == 201, created.text
     job = wait_terminal(models_app.client, created.json()["job_id"], timeout_s=300)
