@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import logging
 import mimetypes
+import re
 import secrets as pysecrets
 import uuid
 from typing import Annotated, Any
@@ -187,7 +188,8 @@ class Gateway:
     async def presign_upload(self, body: PresignUploadRequest, request: Request) -> PresignUploadView:
         """A URL to PUT one input file to; pass the returned `key` as `image_key`/`video_key`/`audio_key`."""
         self._authorize(request)
-        ext = (mimetypes.guess_extension(body.content_type) or ".bin").lstrip(".")
+        subtype = re.sub(r"[^a-z0-9]", "", body.content_type.split("/")[1].lower())[:10] or "bin"
+        ext = (mimetypes.guess_extension(body.content_type) or subtype).lstrip(".")  # audio/wav is not in mimetypes
         key = f"uploads/{body.job_id or uuid.uuid4().hex}/{body.input_type}-{uuid.uuid4().hex[:8]}.{ext}"
         expires = self._args.storage.presign_expires_s
         url = self._storage.presign_put(key, body.content_type, expires)

@@ -40,3 +40,17 @@ def test_every_option_is_documented() -> None:
     docs = (REPO / "README.md").read_text() + "".join(p.read_text() for p in (REPO / "docs").glob("*.md"))
     missing = sorted(name for name in leaf_fields(AppArgs) if f"`{name}`" not in docs and f".{name}`" not in docs)
     assert not missing, f"options missing from README.md and docs/: {missing}"
+
+
+def test_the_local_profile_fits_both_models_on_a_two_core_machine() -> None:
+    import yaml
+
+    config = yaml.safe_load((REPO / "serve_config.local.yaml").read_text())
+    args = AppArgs.model_validate(config["applications"][0]["args"])
+    models = args.models().values()
+    reserved = (
+        args.gateway.num_cpus * args.gateway.num_replicas
+        + args.queue_num_cpus * len(models)
+        + sum(m.placement.num_cpus * m.placement.max_replicas for m in models)
+    )
+    assert reserved <= 2, f"the local profile reserves {reserved} CPUs: a model would wait for the other to scale down"
