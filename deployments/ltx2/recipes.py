@@ -67,11 +67,6 @@ class Recipe:
 
     stages: tuple[Stage, ...]
 
-    @property
-    def upsamples(self) -> bool:
-        """Whether the latent upsampler runs between stage 1 and stage 2."""
-        return len(self.stages) == 2
-
 
 _STAGE_2 = Stage(
     steps=len(STAGE_2_DISTILLED_SIGMA_VALUES),
