@@ -80,6 +80,8 @@ def _field_of(error: dict) -> str:
     """Dotted field path of a validation error, without `body` and the `model` discriminator tag."""
     if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
         return "model"
+    if error["type"] == "json_invalid":
+        return "body"
     loc = [str(p) for p in error["loc"][1:]]
     if loc and loc[0] in ("ltx2", "wav2lip"):
         loc = loc[1:]

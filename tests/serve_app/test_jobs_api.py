@@ -98,6 +98,14 @@ def test_bad_bodies_get_422_naming_the_field_and_leave_nothing(shared_app, body,
     assert shared_app.job_dirs() == before
 
 
+@pytest.mark.parametrize("content", [b"not json", b"", b"[1, 2]", b'{"model": "ltx2", "prompt": "x"'])
+def test_bodies_that_are_not_a_json_object_get_422_naming_the_body(shared_app, content):
+    headers = {"Content-Type": "application/json"}
+    response = shared_app.client.post("/api/v1/generate", content=content, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["fields"][0]["field"] in ("body", "model"), response.text
+
+
 def test_camera_lora_error_lists_the_choices(shared_app):
     message = shared_app.client.post(
         "/api/v1/generate", json={"model": "ltx2", "prompt": "x", "camera_lora": "orbit"}
