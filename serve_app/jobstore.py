@@ -69,7 +69,9 @@ class JobStore:
         if pending_webhook:
             self.storage.put_bytes(f"{self._index}/webhooks/{record.job_id}", b"")
         epoch = int((record.completed_at or datetime.now()).timestamp())
-        self.storage.put_bytes(f"{self._index}/finished/{epoch:012d}-{record.job_id}", b"")
+        # The marker holds the idempotency key's hash, so the retention sweep can forget the key with the job.
+        marker = (record.idempotency_hash or "").encode()
+        self.storage.put_bytes(f"{self._index}/finished/{epoch:012d}-{record.job_id}", marker)
         self.storage.delete(f"{self._index}/active/{record.job_id}")
 
     def webhook_done(self, job_id: str) -> None:
@@ -104,6 +106,8 @@ class JobStore:
             epoch, _, job_id = key.rsplit("/", 1)[1].partition("-")
             if int(epoch) >= cutoff:
                 break
+            if key_hash := self.storage.get_bytes(key).decode():
+                self.storage.delete(f"{self._index}/idempotency/{key_hash}")
             self.storage.delete_prefix(f"jobs/{job_id}")
             self.storage.delete(key)
             removed += 1
