@@ -40,3 +40,18 @@ def test_the_queue_replica_killed_with_a_backlog_of_ten_loses_none(deploy, local
     jobs = [wait_terminal(client, job_id, timeout_s=120) for job_id in job_ids]
     assert [j["status"] for j in jobs] == ["completed"] * 10, [(j["job_id"], j["status"]) for j in jobs]
     assert all(1 <= j["attempts"] <= 2 for j in jobs), [j["attempts"] for j in jobs]
+
+
+def test_a_gateway_replica_killed_after_accepting_jobs_loses_none(deploy, local_storage):
+    client = deploy(app_args(local_storage, runner="tests.fakes:MediumRunner"))
+    job_ids = [
+        client.post("/api/v1/generate", json={"model": "ltx2", "prompt": f"job {i}"}).json()["job_id"]
+        for i in range(3)
+    ]
+
+    kill_replica("video", "Gateway")  # stateless: the proxy routes to its replacement
+
+    jobs = [wait_terminal(client, job_id, timeout_s=90) for job_id in job_ids]
+    assert [j["status"] for j in jobs] == ["completed"] * 3
+    after = client.post("/api/v1/generate", json={"model": "ltx2", "prompt": "after the restart"})
+    assert after.status_code == 201, after.text
