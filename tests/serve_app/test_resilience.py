@@ -45,8 +45,7 @@ def test_the_queue_replica_killed_with_a_backlog_of_ten_loses_none(deploy, local
 def test_a_gateway_replica_killed_after_accepting_jobs_loses_none(deploy, local_storage):
     client = deploy(app_args(local_storage, runner="tests.fakes:MediumRunner"))
     job_ids = [
-        client.post("/api/v1/generate", json={"model": "ltx2", "prompt": f"job {i}"}).json()["job_id"]
-        for i in range(3)
+        client.post("/api/v1/generate", json={"model": "ltx2", "prompt": f"job {i}"}).json()["job_id"] for i in range(3)
     ]
 
     kill_replica("video", "Gateway")  # stateless: the proxy routes to its replacement
