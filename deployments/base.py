@@ -8,9 +8,12 @@ so a runner only sees local paths and a `Reporter`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt
+
+if TYPE_CHECKING:
+    import torch
 
 RANDOM_WEIGHTS = "random-tiny"
 
@@ -55,6 +58,17 @@ class ModelArgs(BaseModel):
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when a GPU is visible.")
     placement: PlacementArgs = Field(default_factory=PlacementArgs)
+
+
+def resolve_device(device: Literal["auto", "cpu", "cuda"]) -> torch.device:
+    """The torch device for `ModelArgs.device`: auto = cuda when a GPU is visible; cuda without one is an error."""
+    import torch  # here, not at the top: the gateway imports this module and needs no torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' is configured but torch sees no GPU on this node")
+    return torch.device(device)
 
 
 class JobSpec(BaseModel):

@@ -33,13 +33,6 @@ class Loaded:
     weights: str  # RANDOM_WEIGHTS or the configured source
 
 
-def resolve_device(args: LTX2Args) -> torch.device:
-    """`auto` -> cuda when a GPU is visible, else cpu."""
-    if args.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(args.device)
-
-
 def resolve_dtype(args: LTX2Args, device: torch.device) -> torch.dtype:
     """`auto` -> bfloat16 on CUDA (what the weights ship in), float32 on CPU (bf16 matmuls are slow there)."""
     if args.dtype == "auto":

@@ -14,14 +14,13 @@ from diffusers.pipelines.ltx2 import LTX2LatentUpsamplePipeline
 from diffusers.utils import encode_video
 from PIL import ImageOps
 
-from deployments.base import JobSpec, Reporter, RunOutput
+from deployments.base import JobSpec, Reporter, RunOutput, resolve_device
 from deployments.ltx2.args import LTX2Args, check_camera_lora, check_quality
 from deployments.ltx2.loading import (
     DISTILLED_ADAPTER,
     apply_memory_options,
     load_components,
     load_lora,
-    resolve_device,
     resolve_dtype,
 )
 from deployments.ltx2.params import LTX2Params
@@ -68,7 +67,7 @@ class LTX2Runner:
 
     def __init__(self, args: LTX2Args) -> None:
         self.args = args
-        self.device = resolve_device(args)
+        self.device = resolve_device(args.device)
         if args.cpu_offload and self.device.type != "cuda":
             raise ValueError("ltx2: cpu_offload needs a CUDA device")
         dtype = resolve_dtype(args, self.device)

@@ -9,7 +9,7 @@ import numpy as np
 import pydantic
 import torch
 
-from deployments.base import RANDOM_WEIGHTS, JobSpec, Reporter, RunOutput
+from deployments.base import RANDOM_WEIGHTS, JobSpec, Reporter, RunOutput, resolve_device
 from deployments.wav2lip.args import Wav2LipArgs
 from deployments.wav2lip.audio import SAMPLE_RATE, melspectrogram
 from deployments.wav2lip.face import build_detector
@@ -21,15 +21,6 @@ from serve_app.errors import JobFailed
 logger = logging.getLogger(__name__)
 
 _CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors")
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device for `ModelArgs.device` ("auto" = cuda when a GPU is visible)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("wav2lip: device 'cuda' was configured but torch sees no GPU")
-    return torch.device(name)
 
 
 def checkpoint_file(path: Path) -> Path:
