@@ -82,15 +82,11 @@ class ModelDeployment:
         started = time.monotonic()
         self._model = model
         self._runner = load_runner(args)
-        metrics.model_loaded(model, time.monotonic() - started)
+        load_s = time.monotonic() - started
+        metrics.model_loaded(model, load_s)
+        logger.info("%s runner loaded in %.1f s (weights: %s)", model, load_s, self._runner.weights)
         self._storage = build_storage(storage_args, secrets)
         self._queue = serve.get_deployment_handle(queue_deployment, serve.get_replica_context().app_name)
-        logger.info(
-            "%s runner loaded in %.1f s (weights: %s)",
-            model,
-            time.monotonic() - started,
-            self._runner.weights,
-        )
 
     async def run(self, job: JobSpec) -> dict:
         """Run one job end to end and return its `JobResult`; raises only for errors worth a retry."""

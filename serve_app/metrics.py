@@ -218,11 +218,9 @@ def model_loaded(model: str, seconds: float) -> None:
 
 def input_rejected(field: str, reason: str) -> None:
     """A request was refused with 422, for `field` by rule `reason` (a pydantic error type or input_check)."""
-    # Labels must stay few: an unknown key is the client's own text, and list positions or JSON offsets count up.
+    # Labels must stay few: an unknown key is the client's own text, and list positions count up.
     if reason == "extra_forbidden":
         field = "unknown"
-    elif reason == "json_invalid":
-        field = "body"
     field = ".".join(part for part in field.split(".") if not part.isdigit()) or "body"
     _inc("video_input_rejections_total", field=field, reason=reason)
 

@@ -46,8 +46,7 @@ class JobQueue:
         self._counts = {"completed": 0, "failed": 0, "cancelled": 0}
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task] = set()
-        window = args.queue.dispatch_window or 2 * args.models()[model].placement.max_replicas
-        self._window = window
+        self._window = args.queue.dispatch_window or 2 * args.models()[model].placement.max_replicas
         await self._recover()
         self._spawn(self._monitor())
 
