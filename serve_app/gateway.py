@@ -27,6 +27,7 @@ from serve_app.errors import (
     JobNotFound,
     JobNotReady,
     NotFound,
+    QueueFull,
     Unauthorized,
     Unavailable,
     VideoServeError,
@@ -47,6 +48,7 @@ from serve_app.staging import InputStager
 from serve_app.storage import LocalStorage, build_storage
 
 logger = logging.getLogger("serve_app.gateway")
+JOB_SUFFIX = re.compile(r"[0-9a-f]{32}")  # job ids are `<model>-<uuid4 hex>` (see generate)
 bearer = HTTPBearer(auto_error=False, description="One of the keys in the API_KEYS environment variable.")
 SECURED = [Depends(bearer)]  # documents the scheme in /docs; the check itself is Gateway._authorize
 
@@ -65,14 +67,12 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> JSONRe
 @app.exception_handler(VideoServeError)
 async def _on_app_error(request: Request, exc: VideoServeError) -> JSONResponse:
     extra: dict[str, Any] = {}
-    headers = {}
     if isinstance(exc, InvalidInput):
         extra["fields"] = [{"field": exc.field, "message": exc.message}]
         metrics.input_rejected(exc.field, "input_check")
-    if retry_after := getattr(exc, "retry_after_s", None):
-        headers["Retry-After"] = str(retry_after)
     response = error_response(exc.status_code, exc.code, exc.message, **extra)
-    response.headers.update(headers)
+    if isinstance(exc, QueueFull):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
 
 
@@ -270,9 +270,11 @@ class Gateway:
         raise Unauthorized("missing or invalid API key; send Authorization: Bearer <key>")
 
     def _queue_of(self, job_id: str) -> DeploymentHandle:
-        queue = self._queues.get(job_id.split("-", 1)[0])
-        if queue is None:
-            raise JobNotFound(f"no job {job_id}")
+        """The queue that owns `job_id`, read from its `<model>-<hex>` shape; anything else never exists."""
+        model, _, rest = job_id.partition("-")
+        queue = self._queues.get(model)
+        if queue is None or not JOB_SUFFIX.fullmatch(rest):
+            raise JobNotFound(f"no job {job_id[:80]}")
         return queue
 
     def _local_storage(self) -> LocalStorage:

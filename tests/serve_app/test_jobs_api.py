@@ -106,6 +106,18 @@ def test_bodies_that_are_not_a_json_object_get_422_naming_the_body(shared_app, c
     assert response.json()["error"]["fields"][0]["field"] in ("body", "model"), response.text
 
 
+@pytest.mark.parametrize("job_id", ["ltx2-" + "0" * 32, "wav2lip-" + "f" * 32, "ltx2-../../etc", "sora-" + "0" * 32])
+def test_unknown_or_malformed_job_ids_are_404_on_every_job_route(shared_app, job_id):
+    for method, path in (
+        ("GET", f"/api/v1/jobs/{job_id}"),
+        ("POST", f"/api/v1/jobs/{job_id}/cancel"),
+        ("GET", f"/api/v1/presign/download/{job_id}"),
+    ):
+        response = shared_app.client.request(method, path)
+        assert response.status_code == 404, (path, response.text)
+        assert response.json()["error"]["code"] == "job_not_found"
+
+
 def test_camera_lora_error_lists_the_choices(shared_app):
     message = shared_app.client.post(
         "/api/v1/generate", json={"model": "ltx2", "prompt": "x", "camera_lora": "orbit"}
