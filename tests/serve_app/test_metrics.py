@@ -302,23 +302,25 @@ def test_every_dashboard_panel_shows_data_from_this_app(scenario, prometheus):
     dashboard = json.loads(DASHBOARD.read_text())
     panels = [p for p in dashboard["panels"] if p["type"] != "row"]
     assert len(panels) >= 10
-    # Let counters and the 30 s gauges settle before rates over 5 minutes are taken.
-    prometheus.wait_for(q("sum(ray_video_jobs_submitted_total{APP})"), {"": 3})
-    empty = []
-    for panel in panels:
-        results = {}
-        for target in panel["targets"]:
-            expr = (
+
+    def empty_panels() -> list[tuple[str, list[str]]]:
+        empty = []
+        for panel in panels:
+            exprs = [
                 target["expr"]
                 .replace("$application", APP)
                 .replace("$model", ".*")
                 .replace("$__rate_interval", "5m")
                 .replace("$__range", "1h")
-            )
-            results[expr] = prometheus.values(expr)  # a PromQL error fails inside values()
-        if not any(results.values()):
-            empty.append((panel["title"], list(results)))
-    assert empty == [], empty
+                for target in panel["targets"]
+            ]
+            if not any(prometheus.values(expr) for expr in exprs):  # a PromQL error fails inside values()
+                empty.append((panel["title"], exprs))
+        return empty
+
+    # A rate needs two scrapes of a series, and the last counters of the scenario may not have been
+    # scraped twice yet: poll until every panel has data, and fail naming the panels that never did.
+    wait_until(empty_panels, lambda empty: empty == [], timeout_s=60, period_s=1)
 
 
 # ---- logs ------------------------------------------------------------------------------------------
