@@ -9,7 +9,9 @@ import logging
 import mimetypes
 import re
 import secrets as pysecrets
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request
@@ -32,7 +34,7 @@ from serve_app.errors import (
     Unavailable,
     VideoServeError,
 )
-from serve_app.netguard import BlockedURL, check_public_url
+from serve_app.netguard import BlockedURL, pin_public_url
 from serve_app.schemas import (
     CreatedView,
     GenerateRequest,
@@ -228,14 +230,16 @@ class Gateway:
         storage = self._local_storage()
         if not key.startswith("uploads/") or not storage.verify("PUT", key, expires, signature):
             raise Unauthorized("bad or expired signature")
-        limit = int(self._args.inputs.max_input_mb * 1024 * 1024)
-        data = bytearray()
-        async for chunk in request.stream():
-            data.extend(chunk)
-            if len(data) > limit:
-                raise InvalidInput("body", f"upload is over the {limit} byte limit")
-        await asyncio.to_thread(storage.put_bytes, key, bytes(data))
-        return JSONResponse({"key": key, "size": len(data)})
+        limit, size = int(self._args.inputs.max_input_mb * 1024 * 1024), 0
+        with tempfile.NamedTemporaryFile(prefix="upload-") as spool:  # on disk: an upload may be hundreds of MB
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise InvalidInput("body", f"upload is over the {limit} byte limit")
+                spool.write(chunk)
+            spool.flush()
+            await asyncio.to_thread(storage.put_file, key, Path(spool.name))
+        return JSONResponse({"key": key, "size": size})
 
     # ---- health ---------------------------------------------------------------------------------
 
@@ -288,7 +292,7 @@ class Gateway:
         if self._secrets.webhook_secret is None:
             raise InvalidInput("webhook_url", "webhooks are not configured on this server (WEBHOOK_SECRET unset)")
         try:
-            await check_public_url(str(url), self._args.webhooks.allow_networks)
+            await pin_public_url(str(url), self._args.webhooks.allow_networks)
         except BlockedURL as exc:
             raise InvalidInput("webhook_url", f"refused: {exc}") from None
 

@@ -17,7 +17,7 @@ import httpx
 
 from deployments.media import MediaError, MediaInfo, probe
 from serve_app.errors import InvalidInput, NotFound
-from serve_app.netguard import BlockedURL, check_public_url, redact_url
+from serve_app.netguard import BlockedURL, pin_public_url, redact_url
 from serve_app.schemas import LTX2Request, Wav2LipRequest
 from serve_app.settings import AppArgs
 from serve_app.storage import Storage
@@ -96,14 +96,18 @@ class InputStager:
             await self._copy_upload(source.field, source.value, target)
 
     async def _fetch(self, field: str, url: str, target: Path) -> None:
-        """GET with a size cap and a total deadline; each redirect hop is checked like the first URL."""
+        """GET with a size cap and a total deadline; each redirect hop is checked and pinned like the first URL."""
         try:
-            async with asyncio.timeout(self._args.inputs.fetch_timeout_s), httpx.AsyncClient() as client:
+            async with asyncio.timeout(self._args.inputs.fetch_timeout_s):
                 for _ in range(self._args.inputs.max_redirects + 1):
-                    await check_public_url(url, self._args.inputs.allow_networks)
-                    async with client.stream("GET", url) as response:
+                    pinned = await pin_public_url(url, self._args.inputs.allow_networks)
+                    # a client per hop: a pooled connection must never carry a request for another host
+                    async with (
+                        httpx.AsyncClient() as client,
+                        client.stream("GET", pinned.address_url, **pinned.request_options()) as response,
+                    ):
                         if response.is_redirect:
-                            url = str(response.url.join(response.headers["location"]))
+                            url = str(httpx.URL(url).join(response.headers["location"]))
                             continue
                         if response.status_code != 200:
                             raise InvalidInput(field, f"fetching {redact_url(url)} answered {response.status_code}")

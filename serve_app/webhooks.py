@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from serve_app.netguard import BlockedURL, check_public_url, redact_url
+from serve_app.netguard import BlockedURL, pin_public_url, redact_url
 from serve_app.settings import WebhookArgs
 
 logger = logging.getLogger("serve_app.webhooks")
@@ -90,8 +90,8 @@ async def _try_once(
         "webhook-signature": sign(secret, msg_id, timestamp, body),
     }
     try:
-        await check_public_url(url, args.allow_networks)  # again at send time: DNS may have changed
-        response = await client.post(url, content=body, headers=headers)
+        pinned = await pin_public_url(url, args.allow_networks)  # again at send time: DNS may have changed
+        response = await client.post(pinned.address_url, content=body, **pinned.request_options(headers))
     except (BlockedURL, httpx.HTTPError) as exc:
         logger.info("webhook %s try %d to %s failed: %s", msg_id, number, redact_url(url), type(exc).__name__)
         return Attempt(number, None, f"{type(exc).__name__}: {exc}"[:300])

@@ -13,7 +13,7 @@ from deployments.base import RANDOM_WEIGHTS, JobSpec, Reporter, RunOutput, resol
 from deployments.wav2lip.args import Wav2LipArgs
 from deployments.wav2lip.audio import SAMPLE_RATE, melspectrogram
 from deployments.wav2lip.face import build_detector
-from deployments.wav2lip.network import IMG_SIZE, MEL_BINS, MEL_STEPS, build_wav2lip
+from deployments.wav2lip.network import IMG_SIZE, MEL_BINS, MEL_STEPS, build_wav2lip, fold_batchnorm
 from deployments.wav2lip.pipeline import LipSyncPipeline, SyncParams
 from deployments.weights import fetch_weights
 from serve_app.errors import JobFailed
@@ -62,7 +62,7 @@ class Wav2LipRunner:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed 96x96 shapes: autotuning pays off from the 2nd batch
         # Batches arrive as permuted NHWC arrays (channels_last strides): matching weights skip a relayout per conv.
-        generator = generator.to(self.device, memory_format=torch.channels_last)
+        generator = fold_batchnorm(generator).to(self.device, memory_format=torch.channels_last)
         self.pipeline = LipSyncPipeline(generator, self.detector, self.device, args)
         self._warm_up(generator)
 

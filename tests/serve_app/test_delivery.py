@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -59,6 +60,18 @@ def test_upload_links_refuse_other_keys_and_bad_signatures(shared_app):
     other = upload["upload_url"].replace(upload["key"], "jobs/x/job.json")
     assert httpx.put(other, content=b"{}").status_code == 401
     assert httpx.put(upload["upload_url"].replace("signature=", "signature=f"), content=b"x").status_code == 401
+
+
+def test_an_upload_over_the_input_limit_is_a_422_and_stores_nothing(deploy, local_storage):
+    client = deploy(app_args(local_storage, inputs={"max_input_mb": 1}))
+    presign = {"input_type": "video", "content_type": "video/mp4"}
+    too_big, fits = (client.post("/api/v1/presign/upload", json=presign).json() for _ in range(2))
+    refused = httpx.put(too_big["upload_url"], content=bytes(1024 * 1024 + 1))
+    assert refused.status_code == 422 and refused.json()["error"]["fields"][0]["field"] == "body", refused.text
+    stored = httpx.put(fits["upload_url"], content=bytes(1024 * 1024))
+    assert stored.json() == {"key": fits["key"], "size": 1024 * 1024}
+    uploads = Path(local_storage["local_dir"]) / "uploads"
+    assert sorted(str(p.relative_to(uploads.parent)) for p in uploads.rglob("*") if p.is_file()) == [fits["key"]]
 
 
 def test_webhook_is_signed_and_retried_until_the_receiver_accepts(shared_app, webhook_receiver: WebhookReceiver):

@@ -1,4 +1,4 @@
-"""Webhook signing (Standard Webhooks) and the outbound URL guard, as units; delivery end to end is in
+"""Webhook signing (Standard Webhooks) and one delivery, as units; delivery through the app is in
 test_delivery.py."""
 
 from __future__ import annotations
@@ -8,11 +8,14 @@ import base64
 import hashlib
 import hmac
 import time
+from ipaddress import ip_network
 
-import pytest
+import httpx
 
-from serve_app.netguard import BlockedURL, check_public_url, redact_url
-from serve_app.webhooks import sign, verify
+from serve_app.settings import WebhookArgs
+from serve_app.webhooks import Attempt, deliver, sign, verify
+from tests.conftest import WEBHOOK_SECRET
+from tests.serve_app.conftest import REBINDING_HOST
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
@@ -38,34 +41,16 @@ def test_verify_accepts_a_fresh_signature_and_refuses_tampering_and_replays() ->
     assert not verify(SECRET, stale, body)
 
 
-@pytest.mark.parametrize(
-    ("url", "reason"),
-    [
-        ("http://127.0.0.1/x", "loopback"),
-        ("http://localhost:8080/x", "loopback"),
-        ("http://169.254.169.254/latest/meta-data", "link-local"),
-        ("http://10.0.0.5/x", "private"),
-        ("http://192.168.1.1/x", "private"),
-        ("http://[::1]/x", "loopback"),
-        ("http://[::ffff:127.0.0.1]/x", "loopback"),
-        ("http://0.0.0.0/x", "unspecified"),
-        ("file:///etc/passwd", "not an http"),
-        ("gopher://example.com/", "not an http"),
-    ],
-)
-def test_internal_targets_are_refused(url: str, reason: str) -> None:
-    with pytest.raises(BlockedURL, match=reason):
-        asyncio.run(check_public_url(url))
+def test_a_delivery_goes_to_the_address_its_check_resolved(rebinding_dns, webhook_receiver) -> None:
+    port = httpx.URL(webhook_receiver.url).port
+    args = WebhookArgs(max_attempts=1, timeout_s=2, allow_networks=[ip_network("127.0.0.0/8")])
+    attempts: list[Attempt] = []
 
+    async def record(attempt: Attempt) -> None:
+        attempts.append(attempt)
 
-def test_public_addresses_and_allowed_networks_pass() -> None:
-    from ipaddress import ip_network
-
-    asyncio.run(check_public_url("http://93.184.215.14/video.mp4"))
-    asyncio.run(check_public_url("http://127.0.0.1:9000/hook", [ip_network("127.0.0.0/8")]))
-    with pytest.raises(BlockedURL):
-        asyncio.run(check_public_url("http://10.0.0.1/hook", [ip_network("127.0.0.0/8")]))
-
-
-def test_redacted_urls_keep_no_query_string() -> None:
-    assert redact_url("https://hooks.example.com/a/b?token=s3cret#x") == "https://hooks.example.com/a/b"
+    url = f"http://{REBINDING_HOST}:{port}/hook"
+    assert asyncio.run(deliver(url, {"job_id": "ltx2-1"}, "msg_1", WEBHOOK_SECRET, args, record)), attempts
+    [delivery] = webhook_receiver.deliveries
+    assert delivery["valid"] and delivery["headers"]["host"] == f"{REBINDING_HOST}:{port}"
+    assert rebinding_dns.lookups == 1  # the connection used the checked answer, not a second lookup

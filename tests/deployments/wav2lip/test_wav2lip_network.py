@@ -9,7 +9,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from deployments.wav2lip.network import CheckpointMismatch, Wav2Lip, build_wav2lip, load_wav2lip_state
+from deployments.wav2lip.network import (
+    CheckpointMismatch,
+    Wav2Lip,
+    build_wav2lip,
+    fold_batchnorm,
+    load_wav2lip_state,
+)
 
 # Copied from shared/research/wav2lip_keys.json (the official module tree): names and shapes, in order
 KEYS = json.loads((Path(__file__).parent / "wav2lip_keys.json").read_text())
@@ -41,6 +47,17 @@ def test_output_is_a_96px_face_in_0_1() -> None:
         out = Wav2Lip().eval()(torch.randn(3, 1, 80, 16), torch.rand(3, 6, 96, 96))
     assert out.shape == (3, 3, 96, 96)
     assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_folding_batchnorm_keeps_the_outputs_and_leaves_no_norm_layer(reference) -> None:
+    state, inputs, expected = reference
+    folded = fold_batchnorm(build_wav2lip(state))
+    assert not [m for m in folded.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    convs = [m for m in folded.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)]
+    norms = sum(k.endswith("running_mean") for k in state)
+    assert len(convs) == norms + 1  # every conv had a BatchNorm except the output block's last one
+    with torch.inference_mode():
+        torch.testing.assert_close(folded(*inputs), expected, rtol=1e-4, atol=1e-5)
 
 
 def _formats(state: dict[str, torch.Tensor]) -> dict[str, dict]:
