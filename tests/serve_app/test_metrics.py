@@ -279,8 +279,8 @@ def test_serve_own_metrics_are_scraped_alongside(scenario, prometheus):
         q("sum by (deployment) (ray_serve_deployment_error_counter_total{APP, deployment='LTX2Generator'})"),
         {"deployment=LTX2Generator": 1},
     )
-    http = prometheus.values(q("sum(ray_serve_num_http_requests_total{APP})"))
-    assert http.get("", 0) >= 7, http  # 6 POSTs and a cancel at least, plus polls
+    http = q("sum(ray_serve_num_http_requests_total{APP})")
+    wait_until(lambda: prometheus.values(http).get("", 0), lambda n: n >= 7)  # 6 POSTs and a cancel, plus polls
 
 
 def test_alert_rules_load_and_evaluate_in_prometheus(scenario, prometheus):
