@@ -41,7 +41,6 @@ class PinnedURL:
     a second DNS answer (rebinding) cannot send them elsewhere; Host and the TLS name stay the URL's host, so
     virtual hosts and certificate checks work as if the name had been used."""
 
-    url: str  # the URL as given
     address_url: str  # the same URL with its host replaced by the checked address
     host_header: str  # the URL's host[:port]
     hostname: str  # what TLS sends as SNI and checks the certificate against
@@ -69,7 +68,6 @@ async def pin_public_url(url: str, allow_networks: Iterable[IPNetwork] = ()) -> 
             raise BlockedURL(f"host {parts.hostname!r} resolves to {ip}, {label} address")
     target = httpx.URL(url)
     return PinnedURL(
-        url=url,
         address_url=str(target.copy_with(host=str(addresses[0]))),  # the resolver's preferred address
         host_header=target.netloc.decode("ascii"),
         hostname=parts.hostname,

@@ -185,7 +185,7 @@ def build_wav2lip(source: str | Path | Mapping[str, object] | None) -> Wav2Lip:
 
 def fold_batchnorm(model: Wav2Lip) -> Wav2Lip:
     """Fold each BatchNorm into the conv before it, in place, for inference: the same outputs in eval mode
-    with one pass over the activations fewer per layer (about 12% of the generator's time on CPU).
+    with one pass over the activations fewer per layer (2-5% of the generator's time on CPU, bench/RESULTS.md).
 
     Call it after the checkpoint is loaded: the folded model no longer has the checkpoint's BatchNorm keys.
     """
