@@ -66,10 +66,11 @@ class MetricsRunner(FakeRunner):
 
 
 class Prometheus:
-    """The HTTP query API of a running Prometheus."""
+    """The HTTP query API of a running Prometheus, and the Ray metrics agent it scrapes."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, agent_url: str) -> None:
         self.url = url
+        self.agent_url = agent_url
 
     def values(self, expr: str) -> dict[str, float]:
         """Instant query; one entry per series, keyed `label=value,...` (sorted, without the name)."""
@@ -81,9 +82,30 @@ class Prometheus:
             out[",".join(f"{k}={v}" for k, v in labels)] = float(series["value"][1])
         return out
 
-    def wait_for(self, expr: str, expected: dict[str, float], timeout_s: float = 45) -> dict[str, float]:
-        """Poll until the query returns exactly `expected` (metrics travel replica -> agent -> scrape)."""
-        return wait_until(lambda: self.values(expr), lambda v: v == expected, timeout_s=timeout_s, period_s=0.5)
+    def wait_for(self, expr: str, expected: dict[str, float], timeout_s: float = 90) -> dict[str, float]:
+        """Poll until the query returns exactly `expected` (metrics travel replica -> agent -> scrape).
+        On a timeout the failure names the scrape target's health and what the agent itself serves."""
+        try:
+            return wait_until(lambda: self.values(expr), lambda v: v == expected, timeout_s=timeout_s, period_s=0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.diagnosis(expr)}") from None
+
+    def diagnosis(self, expr: str) -> str:
+        """The target's health and last scrape error, and the agent's own lines for the metric in `expr`."""
+        targets = httpx.get(f"{self.url}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+        health = [(t["scrapeUrl"], t["health"], t["lastError"], t["lastScrape"]) for t in targets]
+        names = set(re.findall(r"\b(ray_video_\w+|ray_serve_\w+)", expr))
+        try:
+            text = httpx.get(f"{self.agent_url}/metrics", timeout=10).text
+        except httpx.HTTPError as error:
+            return f"targets: {health}; the agent's /metrics failed: {error!r}"
+        lines = [line for line in text.splitlines() if any(line.startswith(n) for n in names)]
+        ours = [line for line in lines if f'application="{APP}"' in line]
+        return (
+            f"targets (url, health, lastError, lastScrape): {health}\n"
+            f"agent /metrics: {len(text.splitlines())} lines, {len(lines)} for {sorted(names)}, "
+            f"{len(ours)} of app {APP}:\n" + "\n".join((ours or lines)[:20])
+        )
 
 
 def prometheus_config(sd_file: Path) -> dict[str, Any]:
@@ -127,7 +149,7 @@ def prometheus(metrics_export_port: int, tmp_path_factory: pytest.TempPathFactor
             return False
 
     wait_until(ready, bool, timeout_s=30, period_s=0.2)
-    yield Prometheus(url)
+    yield Prometheus(url, f"http://127.0.0.1:{metrics_export_port}")
     process.terminate()
     process.wait(timeout=30)
 
