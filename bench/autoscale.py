@@ -63,7 +63,7 @@ def run(burst: int, max_replicas: int, metrics_push_s: float | None) -> dict[str
     from ray import serve
 
     from serve_app.app import build_app
-    from serve_app.settings import AppArgs
+    from serve_app.catalogue import AppArgs
 
     types = copy.deepcopy(yaml.safe_load(CONFIG.read_text())["available_node_types"])
     types["a100_node"]["max_workers"] = max_replicas

@@ -78,7 +78,7 @@ def main() -> None:
     opts = parser.parse_args()
 
     from serve_app.app import build_app
-    from serve_app.settings import AppArgs
+    from serve_app.catalogue import AppArgs
 
     os.environ["API_KEYS"] = "bench-key"
     os.environ["PYTHONPATH"] = str(REPO)

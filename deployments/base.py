@@ -1,7 +1,7 @@
 """The contract between the job queue and a model: what a job looks like to a runner, and what it returns.
 
 A *runner* is a plain Python object that holds one model's weights and turns one job into one video file.
-The Serve wrapper in `deployments/serving.py` owns storage, the per-job directory and progress reporting,
+The Serve wrapper in `serve_app/replica.py` owns storage, the per-job directory and progress reporting,
 so a runner only sees local paths and a `Reporter`.
 """
 
@@ -46,7 +46,9 @@ class ModelArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = Field(True, description="Deploy this model and accept its jobs.")
-    runner: str = Field(description="Import path `module:Class` of the runner; tests inject their own.")
+    runner: str | None = Field(
+        None, description="Import path `module:Class` of the runner; None = the model's own (tests inject fakes)."
+    )
     weights: str | None = Field(
         None, description="Weights source: a local path, hf://org/repo[@rev], or s3://bucket/prefix."
     )

@@ -1,6 +1,8 @@
 """The app builder: `import_path: serve_app.app:build_app` in serve_config.yaml, `args:` validated into AppArgs.
 
-Graph: Gateway -> one JobQueue per enabled model -> that model's deployment (the GPU replicas).
+Graph: Gateway -> one JobQueue per enabled model -> that model's deployment (the GPU replicas). The builder is
+the one place that joins the spine and the models: it reads the catalogue's specs and hands each deployment
+what it needs of them.
 """
 
 # No `from __future__ import annotations` here: Serve validates `args:` into AppArgs only when the builder's
@@ -13,21 +15,17 @@ from ray import serve
 from ray.serve import Application
 
 from deployments.base import ModelArgs
-from deployments.serving import ModelDeployment
-from serve_app.gateway import Gateway, app
+from deployments.plugin import ModelSpec
+from serve_app.catalogue import CATALOGUE, AppArgs, Catalogue
+from serve_app.gateway import Gateway
 from serve_app.queue import JobQueue
-from serve_app.settings import AppArgs, Secrets
+from serve_app.replica import ModelDeployment
+from serve_app.settings import Secrets, SpineArgs
 
 logger = logging.getLogger("serve_app.app")
 
-# API model name -> (model deployment, queue deployment), as `serve status` and the dashboard show them.
-DEPLOYMENT_NAMES: dict[str, tuple[str, str]] = {
-    "ltx2": ("LTX2Generator", "LTX2Queue"),
-    "wav2lip": ("Wav2LipSyncer", "Wav2LipQueue"),
-}
 
-
-def model_deployment_options(model: str, args: ModelArgs) -> dict[str, Any]:
+def model_deployment_options(spec: ModelSpec, args: ModelArgs) -> dict[str, Any]:
     """One job per replica, autoscaled on the jobs waiting at its handle, pinned by `args.placement`."""
     p = args.placement
     actor: dict[str, Any] = {"num_cpus": p.num_cpus, "num_gpus": p.num_gpus}
@@ -46,7 +44,7 @@ def model_deployment_options(model: str, args: ModelArgs) -> dict[str, Any]:
     if p.initial_replicas is not None:
         autoscaling["initial_replicas"] = p.initial_replicas
     return {
-        "name": DEPLOYMENT_NAMES[model][0],
+        "name": spec.deployment,
         "max_ongoing_requests": 1,  # a pipeline keeps per-call state, and one job fills a GPU
         "ray_actor_options": actor,
         "autoscaling_config": autoscaling,
@@ -56,30 +54,38 @@ def model_deployment_options(model: str, args: ModelArgs) -> dict[str, Any]:
 
 
 def build_app(args: AppArgs) -> Application:
-    """Bind the deployment graph for every enabled model."""
+    """Bind the deployment graph for every enabled model of the catalogue."""
+    return build_app_from(CATALOGUE, args)
+
+
+def build_app_from(catalogue: Catalogue, args: SpineArgs) -> Application:
+    """Bind the graph for `catalogue`; `args` is an instance of `catalogue.args_model`."""
     secrets = Secrets.from_env()
     # Replicas do not share the builder's working directory: pin a relative local store to where it was meant.
     local_dir = str(Path(args.storage.local_dir).expanduser().resolve())
-    args = args.model_copy(update={"storage": args.storage.model_copy(update={"local_dir": local_dir})})
-    queues = {}
-    for model, model_args in args.models().items():
-        model_name, queue_name = DEPLOYMENT_NAMES[model]
-        options = model_deployment_options(model, model_args)
-        logger.info("%s deployment options: %s", model_name, options)
-        runner = serve.deployment(ModelDeployment).options(**options)
-        bound = runner.bind(model, model_args, args.storage, secrets, queue_name)
-        queue = serve.deployment(JobQueue).options(
-            name=queue_name,
-            num_replicas=1,  # the single writer of its model's job records
-            max_ongoing_requests=10_000,  # cheap async calls: submits, polls, progress reports
-            ray_actor_options={"num_cpus": args.queue_num_cpus},
-            graceful_shutdown_timeout_s=10,
-        )
-        queues[model] = queue.bind(model, bound, args, secrets)
-    gateway = serve.deployment(serve.ingress(app)(Gateway)).options(
+    spine = args.spine().model_copy(update={"storage": args.storage.model_copy(update={"local_dir": local_dir})})
+    enabled = {name: model_args for name, model_args in args.models().items() if model_args.enabled}
+    queues = {name: bind_model(catalogue[name], model_args, spine, secrets) for name, model_args in enabled.items()}
+    gateway = serve.deployment(serve.ingress()(Gateway)).options(
         name="Gateway",
-        num_replicas=args.gateway.num_replicas,
+        num_replicas=spine.gateway.num_replicas,
         max_ongoing_requests=200,
-        ray_actor_options={"num_cpus": args.gateway.num_cpus},
+        ray_actor_options={"num_cpus": spine.gateway.num_cpus},
     )
-    return gateway.bind(args, secrets, queues)
+    return gateway.bind(spine, secrets, catalogue.specs, catalogue.request_type, enabled, queues)
+
+
+def bind_model(spec: ModelSpec, model_args: ModelArgs, spine: SpineArgs, secrets: Secrets) -> Application:
+    """One model's GPU deployment and the JobQueue in front of it; returns the bound queue."""
+    options = model_deployment_options(spec, model_args)
+    logger.info("%s deployment options: %s", spec.deployment, options)
+    runner = serve.deployment(ModelDeployment).options(**options)
+    bound = runner.bind(spec.name, model_args.runner or spec.runner, model_args, spine.storage, secrets, spec.queue)
+    queue = serve.deployment(JobQueue).options(
+        name=spec.queue,
+        num_replicas=1,  # the single writer of its model's job records
+        max_ongoing_requests=10_000,  # cheap async calls: submits, polls, progress reports
+        ray_actor_options={"num_cpus": spine.queue_num_cpus},
+        graceful_shutdown_timeout_s=10,
+    )
+    return queue.bind(spec.name, bound, spine, model_args, secrets)

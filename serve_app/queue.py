@@ -15,12 +15,12 @@ from typing import Any
 
 from ray.serve.handle import DeploymentHandle
 
-from deployments.base import JobSpec
+from deployments.base import JobSpec, ModelArgs
 from serve_app import joblogs, metrics, webhooks
 from serve_app.errors import IdempotencyConflict, JobNotFound, NotFound, QueueFull
 from serve_app.jobstore import JobResult, JobStore
 from serve_app.schemas import JobError, JobRecord, JobView, WebhookState, utcnow
-from serve_app.settings import AppArgs, Secrets
+from serve_app.settings import Secrets, SpineArgs
 from serve_app.storage import build_storage
 
 logger = logging.getLogger("serve_app.queue")
@@ -30,7 +30,9 @@ RETENTION_SWEEP_PERIOD_S = 3600.0
 class JobQueue:
     """Owns one model's jobs: submit, dispatch, retry, cancel, progress, webhooks, recovery."""
 
-    async def __init__(self, model: str, model_handle: DeploymentHandle, args: AppArgs, secrets: Secrets) -> None:
+    async def __init__(
+        self, model: str, model_handle: DeploymentHandle, args: SpineArgs, model_args: ModelArgs, secrets: Secrets
+    ) -> None:
         joblogs.route_logs_to_serve()
         self._model = model
         self._handle = model_handle
@@ -46,7 +48,7 @@ class JobQueue:
         self._counts = {"completed": 0, "failed": 0, "cancelled": 0}
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task] = set()
-        self._window = args.queue.dispatch_window or 2 * args.models()[model].placement.max_replicas
+        self._window = args.queue.dispatch_window or 2 * model_args.placement.max_replicas
         await self._recover()
         self._spawn(self._monitor())
 

@@ -1,4 +1,5 @@
-"""One typed settings object: `AppArgs` from serve_config.yaml `args:`, `Secrets` from the environment.
+"""One typed settings object: `AppArgs` from serve_config.yaml `args:` (the spine's sections here, the models'
+sections from the catalogue), `Secrets` from the environment.
 
 Both are read once, by the app builder, and handed to each deployment's constructor.
 """
@@ -8,13 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from ipaddress import IPv4Network, IPv6Network
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, SecretStr, create_model
 
 from deployments.base import ModelArgs
-from deployments.ltx2.args import LTX2Args
-from deployments.wav2lip.args import Wav2LipArgs
 
 
 class _Args(BaseModel):
@@ -79,22 +78,31 @@ class GatewayArgs(_Args):
     require_auth: bool = Field(True, description="Require a Bearer key from API_KEYS on /api routes.")
 
 
-class AppArgs(_Args):
-    """Everything under `args:` in serve_config.yaml."""
+class SpineArgs(_Args):
+    """The spine's part of `args:` in serve_config.yaml; each model adds its own section (see `app_args_model`)."""
 
     storage: StorageArgs = Field(default_factory=StorageArgs)
     inputs: InputArgs = Field(default_factory=InputArgs)
     queue: QueueArgs = Field(default_factory=QueueArgs)
     webhooks: WebhookArgs = Field(default_factory=WebhookArgs)
     gateway: GatewayArgs = Field(default_factory=GatewayArgs)
-    ltx2: LTX2Args = Field(default_factory=LTX2Args)
-    wav2lip: Wav2LipArgs = Field(default_factory=Wav2LipArgs)
     queue_num_cpus: float = Field(0.25, ge=0, description="CPUs reserved by each model's JobQueue.")
 
+    def spine(self) -> SpineArgs:
+        """Only the spine's sections, as the gateway and the queues receive them."""
+        return SpineArgs.model_validate({name: getattr(self, name) for name in SpineArgs.model_fields})
+
     def models(self) -> dict[str, ModelArgs]:
-        """The enabled models by their API name."""
-        every: dict[str, ModelArgs] = {"ltx2": self.ltx2, "wav2lip": self.wav2lip}
-        return {name: m for name, m in every.items() if m.enabled}
+        """Every model section by its API name, enabled or not."""
+        return {name: value for name in type(self).model_fields if isinstance(value := getattr(self, name), ModelArgs)}
+
+
+def app_args_model(sections: Mapping[str, type[ModelArgs]]) -> type[SpineArgs]:
+    """The whole `args:` schema: the spine's sections plus one section per model, each defaulted."""
+    fields: dict[str, Any] = {name: (args, Field(default_factory=args)) for name, args in sections.items()}
+    return create_model(
+        "AppArgs", __base__=SpineArgs, __doc__="Everything under `args:` in serve_config.yaml.", **fields
+    )
 
 
 class Secrets(BaseModel):

@@ -10,78 +10,74 @@ import binascii
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import filetype
 import httpx
+from pydantic import BaseModel
 
+from deployments.base import ModelArgs
 from deployments.media import MediaError, MediaInfo, probe
+from deployments.plugin import ModelSpec, StagedInput
 from serve_app.errors import InvalidInput, NotFound
 from serve_app.netguard import BlockedURL, pin_public_url, redact_url
-from serve_app.schemas import LTX2Request, Wav2LipRequest
-from serve_app.settings import AppArgs
+from serve_app.settings import InputArgs
 from serve_app.storage import Storage
 
-Kind = Literal["image", "video", "audio"]
 SNIFF_BYTES = 8192
 
 
 @dataclass(frozen=True)
 class InputSource:
-    """One request field that names an input, and what it must contain."""
+    """One input a request names: which of the model's inputs, and the field's value."""
 
-    field: str
-    name: str  # file name under jobs/{id}/inputs/
-    kind: Kind
+    input: StagedInput
     value: str
 
+    @property
+    def field(self) -> str:
+        return self.input.field
 
-def input_sources(request: LTX2Request | Wav2LipRequest) -> list[InputSource]:
-    """The inputs a request names, in the order they are staged."""
-    table: dict[str, tuple[str, Kind]] = (
-        {"image_url": ("image", "image"), "image_base64": ("image", "image"), "image_key": ("image", "image")}
-        if isinstance(request, LTX2Request)
-        else {
-            "video_url": ("face", "video"),
-            "video_key": ("face", "video"),
-            "image_url": ("face", "image"),
-            "image_key": ("face", "image"),
-            "audio_url": ("audio", "audio"),
-            "audio_key": ("audio", "audio"),
-        }
-    )
+    @property
+    def kind(self) -> str:
+        return self.input.kind
+
+
+def input_sources(spec: ModelSpec, request: BaseModel) -> list[InputSource]:
+    """The inputs a request names, in the order its model declares them."""
     return [
-        InputSource(field, name, kind, str(getattr(request, field)))
-        for field, (name, kind) in table.items()
-        if getattr(request, field) is not None
+        InputSource(staged, str(getattr(request, staged.field)))
+        for staged in spec.inputs
+        if getattr(request, staged.field) is not None
     ]
 
 
 class InputStager:
     """Fetches, checks and stores a job's inputs; on any failure nothing of the job is left behind."""
 
-    def __init__(self, storage: Storage, args: AppArgs) -> None:
+    def __init__(self, storage: Storage, args: InputArgs) -> None:
         self._storage = storage
         self._args = args
-        self._max_bytes = int(args.inputs.max_input_mb * 1024 * 1024)
+        self._max_bytes = int(args.max_input_mb * 1024 * 1024)
 
-    async def stage(self, job_id: str, request: LTX2Request | Wav2LipRequest) -> dict[str, str]:
-        """Copy every input of `request` to storage; return input name -> key."""
+    async def stage(self, job_id: str, request: BaseModel, spec: ModelSpec, model_args: ModelArgs) -> dict[str, str]:
+        """Copy every input `request` names to storage, checked by `spec`; return input name -> key."""
         staged: dict[str, str] = {}
-        sources = input_sources(request)
+        sources = input_sources(spec, request)
         if not sources:
             return staged
         try:
             with tempfile.TemporaryDirectory(prefix="stage-") as tmp:
                 for source in sources:
-                    local = Path(tmp) / source.name
+                    name = source.input.name
+                    local = Path(tmp) / name
                     await self._obtain(source, local)
                     ext = self._check_type(source, local)
                     info = await asyncio.to_thread(self._probe, source, local)
-                    self._check_limits(request, source, info)
-                    key = f"jobs/{job_id}/inputs/{source.name}.{ext}"
+                    if spec.check_input is not None:
+                        spec.check_input(request, model_args, source.input, info)
+                    key = f"jobs/{job_id}/inputs/{name}.{ext}"
                     await asyncio.to_thread(self._storage.put_file, key, local, f"{source.kind}/{ext}")
-                    staged[source.name] = key
+                    staged[name] = key
         except BaseException:
             await asyncio.to_thread(self._storage.delete_prefix, f"jobs/{job_id}")
             raise
@@ -98,9 +94,9 @@ class InputStager:
     async def _fetch(self, field: str, url: str, target: Path) -> None:
         """GET with a size cap and a total deadline; each redirect hop is checked and pinned like the first URL."""
         try:
-            async with asyncio.timeout(self._args.inputs.fetch_timeout_s):
-                for _ in range(self._args.inputs.max_redirects + 1):
-                    pinned = await pin_public_url(url, self._args.inputs.allow_networks)
+            async with asyncio.timeout(self._args.fetch_timeout_s):
+                for _ in range(self._args.max_redirects + 1):
+                    pinned = await pin_public_url(url, self._args.allow_networks)
                     # a client per hop: a pooled connection must never carry a request for another host
                     async with (
                         httpx.AsyncClient() as client,
@@ -113,11 +109,11 @@ class InputStager:
                             raise InvalidInput(field, f"fetching {redact_url(url)} answered {response.status_code}")
                         await self._save_capped(field, response, target)
                         return
-                raise InvalidInput(field, f"more than {self._args.inputs.max_redirects} redirects")
+                raise InvalidInput(field, f"more than {self._args.max_redirects} redirects")
         except BlockedURL as exc:
             raise InvalidInput(field, f"refused: {exc}") from None
         except TimeoutError:
-            raise InvalidInput(field, f"fetch took over {self._args.inputs.fetch_timeout_s:g} s") from None
+            raise InvalidInput(field, f"fetch took over {self._args.fetch_timeout_s:g} s") from None
         except httpx.HTTPError as exc:
             raise InvalidInput(field, f"fetch failed: {type(exc).__name__}") from None
 
@@ -175,14 +171,3 @@ class InputStager:
         if (needs_audio and not info.has_audio) or (not needs_audio and not info.has_video):
             raise InvalidInput(source.field, f"holds no {source.kind} stream")
         return info
-
-    def _check_limits(self, request: LTX2Request | Wav2LipRequest, source: InputSource, info: MediaInfo) -> None:
-        """Wav2Lip keeps the face's resolution and the audio's length, so both are bounded here, pre-GPU.
-        LTX-2 resizes its image to the requested size, so any image size is fine."""
-        if isinstance(request, LTX2Request):
-            return
-        limits = self._args.wav2lip
-        if max(info.width, info.height) > limits.max_side:
-            raise InvalidInput(source.field, f"{info.width}x{info.height} is over the {limits.max_side} px side limit")
-        if source.kind == "audio" and info.duration_s > limits.max_duration_s:
-            raise InvalidInput(source.field, f"{info.duration_s:.1f} s is over the {limits.max_duration_s:g} s limit")

@@ -141,26 +141,30 @@ def local_storage(tmp_path: Path, serve_url: str) -> dict[str, Any]:
     return {"backend": "local", "local_dir": str(tmp_path / "data"), "public_base_url": serve_url}
 
 
-def deploy_app(args: dict[str, Any], serve_url: str, name: str = "video", prefix: str = "/") -> httpx.Client:
-    """Deploy the real app with `args`; returns a client with a valid key, based at the app's prefix."""
+def deploy_app(
+    args: dict[str, Any], serve_url: str, name: str = "video", prefix: str = "/", catalogue: Any = None
+) -> httpx.Client:
+    """Deploy the real app with `args` (and another catalogue than the app's own, if given); returns a client
+    with a valid key, based at the app's prefix."""
     from ray import serve
 
-    from serve_app.app import build_app
-    from serve_app.settings import AppArgs
+    from serve_app.app import build_app_from
+    from serve_app.catalogue import CATALOGUE
 
-    serve.run(build_app(AppArgs.model_validate(args)), name=name, route_prefix=prefix)
+    catalogue = catalogue or CATALOGUE
+    serve.run(build_app_from(catalogue, catalogue.args_model.model_validate(args)), name=name, route_prefix=prefix)
     return httpx.Client(base_url=serve_url + prefix.rstrip("/"), headers=AUTH, timeout=30)
 
 
 @pytest.fixture
-def deploy(serve_url: str) -> Iterator[Callable[[dict[str, Any]], httpx.Client]]:
-    """Deploy app `video` at `/` with a test's own args; deleted after the test."""
+def deploy(serve_url: str) -> Iterator[Callable[..., httpx.Client]]:
+    """Deploy app `video` at `/` with a test's own args (and catalogue); deleted after the test."""
     from ray import serve
 
     clients: list[httpx.Client] = []
 
-    def _deploy(args: dict[str, Any]) -> httpx.Client:
-        clients.append(deploy_app(args, serve_url))
+    def _deploy(args: dict[str, Any], catalogue: Any = None) -> httpx.Client:
+        clients.append(deploy_app(args, serve_url, catalogue=catalogue))
         return clients[-1]
 
     yield _deploy

@@ -14,7 +14,6 @@ CAMERA_MOTIONS = ("static", "dolly_in", "dolly_out", "dolly_left", "dolly_right"
 
 
 class LTX2Args(ModelArgs):
-    runner: str = Field("deployments.ltx2.runner:LTX2Runner", description="Import path of the runner.")
     camera_loras: dict[str, str] = Field(
         default_factory=dict,
         description="Camera motion -> LoRA source (local path, hf://, s3://). `static` with no entry = base model.",

@@ -14,6 +14,7 @@ import threading
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +22,7 @@ import pytest
 import yaml
 
 from tests.cluster.fake_cluster import REPO, FakeCluster, start_fake_cluster
-from tests.conftest import API_KEY, AUTH, WEBHOOK_SECRET, app_args, free_port, wait_until
+from tests.conftest import API_KEY, AUTH, WEBHOOK_SECRET, app_args, free_port, wait_terminal, wait_until
 
 # Test-speed autoscaling: the model and node timings are seconds, not minutes. Everything that pins a
 # model to its node type comes from serve_config.yaml itself (see `pinned_placement`).
@@ -116,6 +117,31 @@ class VideoApp:
     cluster: FakeCluster
     client: httpx.Client
     placements: PlacementLog
+    data: Path
+
+    def wait_done(self, job_id: str, timeout_s: float = 120) -> dict[str, Any]:
+        """The job's terminal view; a timeout says what storage, Serve and the nodes looked like."""
+        try:
+            return wait_terminal(self.client, job_id, timeout_s=timeout_s)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.explain(job_id)}") from None
+
+    def explain(self, job_id: str) -> str:
+        """The job's files in storage, each deployment's replica states, and the live nodes and replicas."""
+        from ray import serve
+
+        folder = self.data / "jobs" / job_id
+        files = {p.name: p.stat().st_size for p in folder.iterdir()} if folder.exists() else {}
+        result = (folder / "result.json").read_text() if (folder / "result.json").exists() else None
+        deployments = {
+            name: (str(d.status), dict(d.replica_states))
+            for name, d in serve.status().applications["video"].deployments.items()
+        }
+        replicas = {m: replica_node_types(m) for m in MODELS}
+        return (
+            f"files of {job_id}: {files}; result.json: {result}\ndeployments: {deployments}\n"
+            f"nodes: {sorted(alive_node_types().values())}; replicas by node type: {replicas}"
+        )
 
     def submit_ltx2(self, prompt: str = "a red ball") -> httpx.Response:
         return self.client.post("/api/v1/generate", json={"model": "ltx2", "prompt": prompt, "duration": 1})
@@ -179,7 +205,7 @@ def video_app(fake_cluster: FakeCluster, tmp_path_factory: pytest.TempPathFactor
     from ray import serve
 
     from serve_app.app import build_app
-    from serve_app.settings import AppArgs
+    from serve_app.catalogue import AppArgs
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -209,7 +235,7 @@ def video_app(fake_cluster: FakeCluster, tmp_path_factory: pytest.TempPathFactor
     sampler.start()
     client = httpx.Client(base_url=url, headers=AUTH, timeout=30)
     try:
-        yield VideoApp(fake_cluster, client, log)
+        yield VideoApp(fake_cluster, client, log, data)
     finally:
         stop.set()
         sampler.join(timeout=30)

@@ -19,7 +19,7 @@ from tests.cluster.conftest import (
     running_replicas,
     wait_for_zero_replicas,
 )
-from tests.conftest import TERMINAL, get_job, wait_terminal, wait_until
+from tests.conftest import TERMINAL, get_job, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -37,7 +37,7 @@ def test_a_job_at_zero_replicas_cold_starts_a_replica_on_an_a100_node(video_app:
     wait_for_zero_replicas()
     created = video_app.submit_ltx2("cold start")
     assert created.status_code == 201, created.text
-    job = wait_terminal(video_app.client, created.json()["job_id"], timeout_s=120)
+    job = video_app.wait_done(created.json()["job_id"])
     assert job["status"] == "completed", job
     assert replica_node_types("ltx2") == ["a100_node"]  # still up: the downscale delay has not passed
     assert gpu_nodes("a100_node") == 1 and gpu_nodes("rtx4090_node") == 0
@@ -59,7 +59,7 @@ def test_a_burst_scales_ltx2_to_max_replicas_on_a100_nodes_and_the_overflow_gets
     assert replica_node_types("ltx2") == ["a100_node"] * MAX_REPLICAS
     assert gpu_nodes("a100_node") == MAX_REPLICAS
     for job_id in jobs:
-        assert wait_terminal(video_app.client, job_id, timeout_s=120)["status"] == "completed"
+        assert video_app.wait_done(job_id)["status"] == "completed"
     assert video_app.submit_ltx2("room again").status_code == 201  # the limit counts unfinished jobs only
 
 
@@ -70,13 +70,13 @@ def test_a_wav2lip_job_completes_while_ltx2_has_a_backlog(video_app: VideoApp):
 
     created = video_app.submit_wav2lip()
     assert created.status_code == 201, created.text
-    lip_sync = wait_terminal(video_app.client, created.json()["job_id"], timeout_s=120)
+    lip_sync = video_app.wait_done(created.json()["job_id"])
     assert lip_sync["status"] == "completed", lip_sync
     unfinished = [j for j in backlog if get_job(video_app.client, j)["status"] not in TERMINAL]
     assert unfinished, "the ltx2 backlog drained first, so this run shows nothing about starvation"
     assert replica_node_types("wav2lip") == ["rtx4090_node"]
     for job_id in backlog:
-        assert wait_terminal(video_app.client, job_id, timeout_s=120)["status"] == "completed"
+        assert video_app.wait_done(job_id)["status"] == "completed"
 
 
 def test_idle_models_scale_to_zero_and_their_gpu_nodes_go_away(video_app: VideoApp):

@@ -14,7 +14,7 @@ import yaml
 from ray.serve.schema import ServeDeploySchema
 
 from serve_app.app import model_deployment_options
-from serve_app.settings import AppArgs
+from serve_app.catalogue import CATALOGUE, AppArgs
 from tests.cluster.fake_cluster import CONFIG as FAKE_CLUSTER_CONFIG
 from tests.cluster.fake_cluster import REPO
 
@@ -73,10 +73,10 @@ def test_production_pins_each_model_to_its_gpu_node_type_and_scales_to_zero():
     args = AppArgs.model_validate(config.applications[0].args)
     assert args.storage.backend == "s3"
 
-    ltx2 = model_deployment_options("ltx2", args.ltx2)
+    ltx2 = model_deployment_options(CATALOGUE["ltx2"], args.ltx2)
     assert ltx2["ray_actor_options"]["num_gpus"] == 1
     assert ltx2["ray_actor_options"]["accelerator_type"] == "A100"
-    wav2lip = model_deployment_options("wav2lip", args.wav2lip)
+    wav2lip = model_deployment_options(CATALOGUE["wav2lip"], args.wav2lip)
     assert wav2lip["ray_actor_options"]["num_gpus"] == 1
     assert wav2lip["ray_actor_options"]["resources"] == {"rtx4090": 1}
     for options in (ltx2, wav2lip):

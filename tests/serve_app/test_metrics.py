@@ -93,7 +93,9 @@ class Prometheus:
     def diagnosis(self, expr: str) -> str:
         """The target's health and last scrape error, and the agent's own lines for the metric in `expr`."""
         targets = httpx.get(f"{self.url}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
-        health = [(t["scrapeUrl"], t["health"], t["lastError"], t["lastScrape"]) for t in targets]
+        health = [
+            (t["scrapeUrl"], t["health"], t["lastError"], t["lastScrapeDuration"], t["scrapeTimeout"]) for t in targets
+        ]
         names = set(re.findall(r"\b(ray_video_\w+|ray_serve_\w+)", expr))
         try:
             text = httpx.get(f"{self.agent_url}/metrics", timeout=10).text
@@ -102,7 +104,7 @@ class Prometheus:
         lines = [line for line in text.splitlines() if any(line.startswith(n) for n in names)]
         ours = [line for line in lines if f'application="{APP}"' in line]
         return (
-            f"targets (url, health, lastError, lastScrape): {health}\n"
+            f"targets (url, health, lastError, lastScrapeDuration, scrapeTimeout): {health}\n"
             f"agent /metrics: {len(text.splitlines())} lines, {len(lines)} for {sorted(names)}, "
             f"{len(ours)} of app {APP}:\n" + "\n".join((ours or lines)[:20])
         )
@@ -173,7 +175,7 @@ def scenario(serve_url: str, prometheus: Prometheus, tmp_path_factory: pytest.Te
     from ray import serve
 
     from serve_app.app import build_app
-    from serve_app.settings import AppArgs
+    from serve_app.catalogue import AppArgs
 
     root = tmp_path_factory.mktemp(APP)
     storage = {"backend": "local", "local_dir": str(root / "data"), "public_base_url": f"{serve_url}/{APP}"}

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from serve_app.settings import AppArgs, Secrets
+from serve_app.catalogue import AppArgs
+from serve_app.settings import Secrets
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,9 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
+from deployments.ltx2.request import LTX2Request
+from deployments.ltx2.spec import SPEC as LTX2
 from serve_app.errors import InvalidInput
-from serve_app.schemas import LTX2Request
-from serve_app.settings import AppArgs
+from serve_app.settings import InputArgs
 from serve_app.staging import InputStager
 from serve_app.storage import LocalStorage
 from tests.serve_app.conftest import REBINDING_HOST
@@ -80,12 +81,12 @@ def storage(tmp_path: Path) -> LocalStorage:
 
 
 def stager(storage: LocalStorage, **inputs: Any) -> InputStager:
-    return InputStager(storage, AppArgs.model_validate({"inputs": {"allow_networks": ["127.0.0.0/8"], **inputs}}))
+    return InputStager(storage, InputArgs.model_validate({"allow_networks": ["127.0.0.0/8"], **inputs}))
 
 
 def stage(stager: InputStager, image_url: str, job_id: str = "ltx2-1") -> dict[str, str]:
     request = LTX2Request.model_validate({"model": "ltx2", "prompt": "x", "image_url": image_url})
-    return asyncio.run(stager.stage(job_id, request))
+    return asyncio.run(stager.stage(job_id, request, LTX2, LTX2.args()))
 
 
 def refusal(stager: InputStager, image_url: str) -> str:

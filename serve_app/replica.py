@@ -23,14 +23,14 @@ from serve_app.schemas import JobError
 from serve_app.settings import Secrets, StorageArgs
 from serve_app.storage import build_storage
 
-logger = logging.getLogger("deployments.serving")
+logger = logging.getLogger("serve_app.replica")
 REPORT_MIN_INTERVAL_S = 0.5  # progress messages are coalesced; a stage change is always sent
 HEARTBEAT_S = 10.0
 
 
-def load_runner(args: ModelArgs) -> ModelRunner:
-    """Import `args.runner` (`module:Class`) and build it: the slow part, weights to device, once per replica."""
-    module_name, _, class_name = args.runner.partition(":")
+def load_runner(runner: str, args: ModelArgs) -> ModelRunner:
+    """Import `runner` (`module:Class`) and build it: the slow part, weights to device, once per replica."""
+    module_name, _, class_name = runner.partition(":")
     runner_cls = getattr(importlib.import_module(module_name), class_name)
     return runner_cls(args)
 
@@ -76,12 +76,18 @@ class ModelDeployment:
     """One model replica: runs one job at a time (max_ongoing_requests=1) with weights loaded once."""
 
     def __init__(
-        self, model: str, args: ModelArgs, storage_args: StorageArgs, secrets: Secrets, queue_deployment: str
+        self,
+        model: str,
+        runner: str,
+        args: ModelArgs,
+        storage_args: StorageArgs,
+        secrets: Secrets,
+        queue_deployment: str,
     ) -> None:
         joblogs.route_logs_to_serve()
         started = time.monotonic()
         self._model = model
-        self._runner = load_runner(args)
+        self._runner = load_runner(runner, args)
         load_s = time.monotonic() - started
         metrics.model_loaded(model, load_s)
         logger.info("%s runner loaded in %.1f s (weights: %s)", model, load_s, self._runner.weights)

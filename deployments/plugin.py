@@ -1,0 +1,84 @@
+"""The plug-in contract: the one `ModelSpec` a model package declares so the spine can serve it.
+
+The spine (serve_app) never names a model: it builds the request union, the `args:` sections, input staging,
+the queues and the deployments from the specs in its catalogue. A model package imports this module,
+`deployments.base` (the runner contract) and `serve_app.errors`, and nothing else of the spine.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from deployments.base import ModelArgs
+
+if TYPE_CHECKING:
+    from deployments.media import MediaInfo
+
+MediaKind = Literal["image", "video", "audio"]
+UploadKey = Annotated[str, Field(pattern=r"^uploads/[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_.-]{1,64}$", max_length=200)]
+MODEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")  # job ids are `<model>-<hex>`: no dash in a model name
+
+
+class JobRequest(BaseModel):
+    """Base of every model's request body: unknown keys are refused, and any job may ask for a webhook."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    webhook_url: HttpUrl | None = Field(None, description="Receives a signed POST when the job ends.")
+
+
+def exactly_one(request: BaseModel, fields: tuple[str, ...], required: bool) -> str | None:
+    """Name of the one field set among `fields`; else a ValueError. Cross-field messages start with
+    `field:` so the gateway's 422 names the field (pydantic gives model-level errors no field)."""
+    given = [f for f in fields if getattr(request, f) is not None]
+    if len(given) > 1:
+        raise ValueError(f"{given[1]}: give only one of {', '.join(fields)}; got {', '.join(given)}")
+    if required and not given:
+        raise ValueError(f"{fields[0]}: one of {', '.join(fields)} is required")
+    return given[0] if given else None
+
+
+@dataclass(frozen=True)
+class StagedInput:
+    """A request field that names an input file (a URL, base64 or an upload key) and what it must hold."""
+
+    field: str  # e.g. image_url
+    name: str  # file name under jobs/{id}/inputs/, and the runner's key in `inputs`
+    kind: MediaKind
+
+
+# plan(request, args) -> the job's params: checks limits and snaps values before anything is staged.
+Plan = Callable[[Any, Any], dict[str, Any]]
+# check_input(request, args, input, media) -> None: limits of one staged file, raising InvalidInput.
+InputCheck = Callable[[Any, Any, StagedInput, "MediaInfo"], None]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the spine needs to serve one model."""
+
+    name: str  # the API name: `"model": name` in a request, and the `<name>:` section of `args:`
+    request: type[JobRequest]  # its body, with `model: Literal[name]`; field descriptions are the API docs
+    args: type[ModelArgs]  # its `args.<name>` section
+    plan: Plan
+    runner: str  # `module:Class` of the ModelRunner; `args.<name>.runner` may override it
+    deployment: str  # the GPU deployment's name in `serve status`
+    queue: str  # its JobQueue deployment's name
+    inputs: tuple[StagedInput, ...] = ()
+    check_input: InputCheck | None = None
+
+    def __post_init__(self) -> None:
+        if not MODEL_NAME.fullmatch(self.name):
+            raise ValueError(f"model name {self.name!r} must match {MODEL_NAME.pattern}")
+        model_field = self.request.model_fields.get("model")
+        if model_field is None or typing.get_args(model_field.annotation) != (self.name,):
+            raise ValueError(f"{self.request.__name__} needs a field `model: Literal[{self.name!r}]`")
+        unknown = [i.field for i in self.inputs if i.field not in self.request.model_fields]
+        if unknown:
+            raise ValueError(f"{self.request.__name__} has no input fields {unknown}")

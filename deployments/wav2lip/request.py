@@ -1,0 +1,38 @@
+"""The body of a Wav2Lip job (`"model": "wav2lip"`). `Field(description=...)` is the API doc."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, HttpUrl, model_validator
+
+from deployments.plugin import JobRequest, UploadKey, exactly_one
+
+FACE_FIELDS = ("video_url", "video_key", "image_url", "image_key")
+
+
+class Wav2LipRequest(JobRequest):
+    """Lip-sync a face (video or still image) to an audio track."""
+
+    model: Literal["wav2lip"]
+    video_url: HttpUrl | None = Field(None, description="Face video, fetched over http(s).")
+    video_key: UploadKey | None = Field(None, description="Face video uploaded through presign.")
+    image_url: HttpUrl | None = Field(None, description="Still face image, fetched over http(s).")
+    image_key: UploadKey | None = Field(None, description="Still face image uploaded through presign.")
+    audio_url: HttpUrl | None = Field(None, description="Speech audio (wav, mp3, m4a, ogg, flac...).")
+    audio_key: UploadKey | None = Field(None, description="Speech audio uploaded through presign.")
+    fps: float = Field(25.0, gt=0, le=60, description="Output fps for a still image (a video keeps its own).")
+    pads: tuple[int, int, int, int] = Field(
+        (0, 10, 0, 0), description="Pixels added to the face box: top, bottom, left, right."
+    )
+    smooth: bool = Field(True, description="Average face boxes over 5 frames to steady the mouth region.")
+    blend: Literal["feather", "hard"] = Field("feather", description="Feathered paste, or the official hard box.")
+    on_no_face: Literal["keep", "fail"] = Field("keep", description="A frame without a face: keep it, or fail.")
+
+    @model_validator(mode="after")
+    def _one_face_one_audio(self) -> Wav2LipRequest:
+        exactly_one(self, FACE_FIELDS, required=True)
+        exactly_one(self, ("audio_url", "audio_key"), required=True)
+        if any(p < 0 or p > 256 for p in self.pads):
+            raise ValueError("pads: each must be between 0 and 256 pixels")
+        return self

@@ -1,0 +1,53 @@
+"""Wav2Lip as the spine sees it: its request, its settings, the plan, the inputs and their limits.
+Light (no torch): the gateway imports it through the catalogue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deployments.media import MediaInfo
+from deployments.plugin import ModelSpec, StagedInput
+from deployments.wav2lip.args import Wav2LipArgs
+from deployments.wav2lip.request import Wav2LipRequest
+from serve_app.errors import InvalidInput
+
+
+def plan(request: Wav2LipRequest, args: Wav2LipArgs) -> dict[str, Any]:
+    """The parameters the runner will use; whether the face is a video or a still follows from the inputs."""
+    face_kind = "video" if (request.video_url or request.video_key) else "image"
+    return {
+        "face_kind": face_kind,
+        "fps": request.fps,
+        "pads": list(request.pads),
+        "smooth": request.smooth,
+        "blend": request.blend,
+        "on_no_face": request.on_no_face,
+    }
+
+
+def check_input(request: Wav2LipRequest, args: Wav2LipArgs, staged: StagedInput, media: MediaInfo) -> None:
+    """Wav2Lip keeps the face's resolution and the audio's length, so both are bounded before any GPU."""
+    if max(media.width, media.height) > args.max_side:
+        raise InvalidInput(staged.field, f"{media.width}x{media.height} is over the {args.max_side} px side limit")
+    if staged.kind == "audio" and media.duration_s > args.max_duration_s:
+        raise InvalidInput(staged.field, f"{media.duration_s:.1f} s is over the {args.max_duration_s:g} s limit")
+
+
+SPEC = ModelSpec(
+    name="wav2lip",
+    request=Wav2LipRequest,
+    args=Wav2LipArgs,
+    plan=plan,
+    runner="deployments.wav2lip.runner:Wav2LipRunner",
+    deployment="Wav2LipSyncer",
+    queue="Wav2LipQueue",
+    inputs=(
+        StagedInput("video_url", "face", "video"),
+        StagedInput("video_key", "face", "video"),
+        StagedInput("image_url", "face", "image"),
+        StagedInput("image_key", "face", "image"),
+        StagedInput("audio_url", "audio", "audio"),
+        StagedInput("audio_key", "audio", "audio"),
+    ),
+    check_input=check_input,
+)

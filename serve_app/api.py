@@ -1,0 +1,143 @@
+"""The HTTP surface: a FastAPI app built per gateway replica from the catalogue's request type.
+
+Built at replica start (`Gateway.__serve_build_asgi_app__`), so the body of POST /api/v1/generate, and the
+OpenAPI schema that documents it, come from the models' specs. No `from __future__ import annotations`
+here: the generate route's annotation is a value computed at build time, and FastAPI must see the object.
+"""
+
+import logging
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPBearer
+
+from serve_app import metrics
+from serve_app.errors import InvalidInput, QueueFull, VideoServeError
+from serve_app.schemas import CreatedView, JobView, PresignDownloadView, PresignUploadRequest, PresignUploadView
+
+if TYPE_CHECKING:
+    from serve_app.gateway import Gateway
+
+logger = logging.getLogger("serve_app.api")
+bearer = HTTPBearer(auto_error=False, description="One of the keys in the API_KEYS environment variable.")
+SECURED = [Depends(bearer)]  # documents the scheme in /docs; the check itself is Gateway.authorize
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    """The one error envelope: `{"error": {"code", "message", ...}}`."""
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+
+
+def field_of(error: dict, model_names: frozenset[str]) -> str:
+    """Dotted field path of a validation error, without `body` and the `model` discriminator tag."""
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        return "model"
+    if error["type"] == "json_invalid":
+        return "body"
+    loc = [str(p) for p in error["loc"][1:]]
+    if loc and loc[0] in model_names:
+        loc = loc[1:]
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    if not loc and error["type"] == "value_error" and ": " in message:
+        return message.split(": ", 1)[0]  # cross-field rules name their field first (plugin.exactly_one)
+    return ".".join(loc) or "body"
+
+
+def add_error_handlers(app: FastAPI, model_names: frozenset[str]) -> None:
+    """Every error leaves as the one envelope; 422s list each field at fault."""
+
+    @app.exception_handler(VideoServeError)
+    async def on_app_error(request: Request, exc: VideoServeError) -> JSONResponse:
+        extra: dict[str, Any] = {}
+        if isinstance(exc, InvalidInput):
+            extra["fields"] = [{"field": exc.field, "message": exc.message}]
+            metrics.input_rejected(exc.field, "input_check")
+        response = error_response(exc.status_code, exc.code, exc.message, **extra)
+        if isinstance(exc, QueueFull):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        fields = [
+            {"field": field_of(e, model_names), "message": str(e["msg"]).removeprefix("Value error, ")} for e in errors
+        ]
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+        metrics.input_rejected(fields[0]["field"], errors[0]["type"])  # one count per request, by its first error
+        return error_response(422, "invalid_request", summary, fields=fields)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "internal error; the request id is in the server log")
+
+
+def build_api(gateway: "Gateway", request_type: Any, model_names: frozenset[str]) -> FastAPI:
+    """The FastAPI app of one gateway replica: every route delegates to `gateway`."""
+    app = FastAPI(
+        title="Video generation API",
+        version="1.0",
+        description="Video jobs (" + ", ".join(sorted(model_names)) + ") on a Ray Serve cluster.",
+    )
+    add_error_handlers(app, model_names)
+
+    @app.post("/api/v1/generate", status_code=201, response_model=CreatedView, tags=["jobs"], dependencies=SECURED)
+    async def generate(
+        body: request_type,
+        request: Request,
+        idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    ) -> JSONResponse:
+        """Queue a job on its model's queue. Inputs are fetched and stored first; the job is in storage
+        before this answers. The same Idempotency-Key returns the same job (200 instead of 201)."""
+        view, created = await gateway.generate(body, gateway.authorize(request), idempotency_key)
+        return JSONResponse(view.model_dump(mode="json"), status_code=201 if created else 200)
+
+    @app.get("/api/v1/jobs/{job_id}", response_model=JobView, tags=["jobs"], dependencies=SECURED)
+    async def get_job(job_id: str, request: Request) -> JobView:
+        """The job's status, progress, queue position and, once completed, a signed result URL."""
+        gateway.authorize(request)
+        return await gateway.get_job(job_id)
+
+    @app.post("/api/v1/jobs/{job_id}/cancel", response_model=JobView, tags=["jobs"], dependencies=SECURED)
+    async def cancel_job(job_id: str, request: Request) -> JobView:
+        """Cancel: a queued job never runs; a running one stops at its next step."""
+        gateway.authorize(request)
+        return await gateway.cancel_job(job_id)
+
+    @app.post("/api/v1/presign/upload", response_model=PresignUploadView, tags=["files"], dependencies=SECURED)
+    async def presign_upload(body: PresignUploadRequest, request: Request) -> PresignUploadView:
+        """A URL to PUT one input file to; pass the returned `key` as `image_key`/`video_key`/`audio_key`."""
+        gateway.authorize(request)
+        return gateway.presign_upload(body)
+
+    @app.get(
+        "/api/v1/presign/download/{job_id}",
+        response_model=PresignDownloadView,
+        tags=["files"],
+        dependencies=SECURED,
+    )
+    async def presign_download(job_id: str, request: Request) -> PresignDownloadView:
+        """A fresh signed URL of a completed job's mp4."""
+        gateway.authorize(request)
+        return await gateway.presign_download(job_id)
+
+    @app.get("/files/{key:path}", include_in_schema=False)
+    async def download_file(key: str, expires: int, signature: str) -> FileResponse:
+        """The local backend's signed GET (S3 serves its own presigned URLs)."""
+        return gateway.download_file(key, expires, signature)
+
+    @app.put("/files/{key:path}", include_in_schema=False)
+    async def upload_file(key: str, expires: int, signature: str, request: Request) -> JSONResponse:
+        """The local backend's signed PUT, for presigned uploads only, capped at the input size limit."""
+        return JSONResponse(await gateway.upload_file(key, expires, signature, request))
+
+    @app.get("/health", tags=["ops"])
+    async def health() -> JSONResponse:
+        """Public: storage reachable, and per-model job counts."""
+        healthy, body = await gateway.health()
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    return app
