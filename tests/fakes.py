@@ -59,3 +59,20 @@ class MediumRunner(FakeRunner):
 
     STEPS = 10
     STEP_S = 0.1
+
+
+class HoldingRunner(SlowRunner):
+    """SlowRunner, except that a prompt `hold:<path>` keeps the job running until that file exists, so a test
+    (not the machine's speed) decides how long a backlog lasts."""
+
+    HOLD_LIMIT_S = 600
+
+    def run(self, job: JobSpec, inputs: dict[str, Path], workdir: Path, reporter: Reporter) -> RunOutput:
+        prompt = str(job.params.get("prompt", ""))
+        if prompt.startswith("hold:"):
+            release, deadline = Path(prompt.removeprefix("hold:")), time.monotonic() + self.HOLD_LIMIT_S
+            while not release.exists() and time.monotonic() < deadline:
+                reporter.raise_if_cancelled()
+                reporter.report("holding", 0.01)
+                time.sleep(0.1)
+        return super().run(job, inputs, workdir, reporter)

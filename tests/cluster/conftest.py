@@ -45,6 +45,7 @@ MODELS = ("ltx2", "wav2lip")
 REPLICA_CLASS = {"ltx2": "ServeReplica:video:LTX2Generator", "wav2lip": "ServeReplica:video:Wav2LipSyncer"}
 NODE_TYPE_OF_MODEL = {"ltx2": "a100_node", "wav2lip": "rtx4090_node"}
 MAX_QUEUED_JOBS = 5
+SERVE_LOGS = Path("/tmp/ray/session_latest/logs/serve")  # the head's session; fake nodes log there too
 RETRY_AFTER_S = 11
 
 
@@ -138,9 +139,16 @@ class VideoApp:
             for name, d in serve.status().applications["video"].deployments.items()
         }
         replicas = {m: replica_node_types(m) for m in MODELS}
+        logs = [
+            f"{path.name}: {line}"
+            for path in sorted(SERVE_LOGS.glob("*.log"))
+            for line in path.read_text(errors="replace").splitlines()
+            if job_id in line or "Traceback" in line or "ERROR" in line
+        ]
         return (
             f"files of {job_id}: {files}; result.json: {result}\ndeployments: {deployments}\n"
-            f"nodes: {sorted(alive_node_types().values())}; replicas by node type: {replicas}"
+            f"nodes: {sorted(alive_node_types().values())}; replicas by node type: {replicas}\n"
+            "serve log lines naming the job, or errors:\n" + "\n".join(logs[-40:])
         )
 
     def submit_ltx2(self, prompt: str = "a red ball") -> httpx.Response:
@@ -215,7 +223,7 @@ def video_app(fake_cluster: FakeCluster, tmp_path_factory: pytest.TempPathFactor
     storage = {"backend": "local", "local_dir": str(data), "public_base_url": url}
     args = app_args(
         storage,
-        runner="tests.fakes:SlowRunner",
+        runner="tests.fakes:HoldingRunner",
         queue={"max_queued_jobs": MAX_QUEUED_JOBS, "retry_after_s": RETRY_AFTER_S},
     )
     for model in MODELS:

@@ -65,16 +65,20 @@ def test_a_burst_scales_ltx2_to_max_replicas_on_a100_nodes_and_the_overflow_gets
 
 def test_a_wav2lip_job_completes_while_ltx2_has_a_backlog(video_app: VideoApp):
     wait_until(lambda: running_replicas("wav2lip"), lambda n: n == 0, timeout_s=90)
-    backlog = [video_app.submit_ltx2(f"backlog {i}").json()["job_id"] for i in range(MAX_QUEUED_JOBS - 1)]
+    # The backlog holds until this test releases it: the lip-sync job must finish while every ltx2 job is
+    # still unfinished, however long the wav2lip cold start takes on this machine.
+    release = video_app.data / "release-backlog"
+    backlog = [video_app.submit_ltx2(f"hold:{release}").json()["job_id"] for _ in range(MAX_QUEUED_JOBS - 1)]
     wait_until(lambda: get_job(video_app.client, backlog[0]), lambda j: j["status"] == "processing", timeout_s=120)
 
     created = video_app.submit_wav2lip()
     assert created.status_code == 201, created.text
-    lip_sync = video_app.wait_done(created.json()["job_id"])
+    lip_sync = video_app.wait_done(created.json()["job_id"], timeout_s=180)
     assert lip_sync["status"] == "completed", lip_sync
     unfinished = [j for j in backlog if get_job(video_app.client, j)["status"] not in TERMINAL]
-    assert unfinished, "the ltx2 backlog drained first, so this run shows nothing about starvation"
+    assert unfinished == backlog, "an ltx2 job ended before it was released"
     assert replica_node_types("wav2lip") == ["rtx4090_node"]
+    release.touch()
     for job_id in backlog:
         assert video_app.wait_done(job_id)["status"] == "completed"
 
