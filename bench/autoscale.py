@@ -1,6 +1,6 @@
 """Queue-depth autoscaling on the fake multi-node cluster: how fast LTX-2 replicas follow a burst and go away.
 
-    flock /tmp/raytest.lock .venv/bin/python bench/autoscale.py [--burst 6] [--max-replicas 3]
+    .venv/bin/python bench/autoscale.py [--burst 6] [--max-replicas 3]
 
 Starts tests/cluster/fake_cluster.yaml (A100 node type allowed `--max-replicas` nodes), deploys the real app
 with the fake `SlowRunner` (4 s jobs) and production pinning, then times, from the moment the requests are sent:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
 if TYPE_CHECKING:
     import torch
@@ -84,6 +84,7 @@ class JobSpec(BaseModel):
     params: dict[str, Any] = Field(description="The validated request fields of the job's model.")
     inputs: dict[str, str] = Field(default_factory=dict, description="Input name -> storage key.")
     output_key: str
+    heartbeat_s: PositiveFloat = Field(10.0, description="Report at least this often while running.")
 
 
 class RunOutput(BaseModel):

@@ -25,6 +25,12 @@ from serve_app.storage import build_storage
 
 logger = logging.getLogger("serve_app.queue")
 RETENTION_SWEEP_PERIOD_S = 3600.0
+WATCH_PERIOD_S = 1.0  # how often a dispatched run's heartbeat is checked
+MAX_HEARTBEAT_S = 10.0  # a running job reports at least this often, and 4 times per heartbeat_timeout_s
+
+
+class RunLost(Exception):
+    """The replica running a job went silent: no report for `heartbeat_timeout_s` (frozen, hung or gone)."""
 
 
 class JobQueue:
@@ -146,6 +152,7 @@ class JobQueue:
                     await self._finish(record, "cancelled", None)
                     break
                 record.attempts += 1
+                self._beats.pop(job_id, None)  # silence is timed from this attempt's first report
                 await asyncio.to_thread(self._store.save, record)
                 spec = JobSpec(
                     job_id=job_id,
@@ -154,16 +161,39 @@ class JobQueue:
                     params=record.params,
                     inputs=record.inputs,
                     output_key=record.output_key,
+                    heartbeat_s=min(MAX_HEARTBEAT_S, self._qargs.heartbeat_timeout_s / 4),
                 )
                 try:
-                    result = JobResult.model_validate(await self._handle.run.remote(spec))
-                except Exception as exc:  # a crashed replica or a transient error: retry with backoff
+                    result = JobResult.model_validate(await self._watched_run(spec))
+                except Exception as exc:  # a crashed, frozen or vanished replica, or a transient error
                     await self._after_crash(record, exc)
                 else:
                     await self._finish(record, result.status, result)
         finally:
             self._runs.pop(job_id, None)
             self._pump()
+
+    async def _watched_run(self, spec: JobSpec) -> Any:
+        """The model's answer for `spec`. A replica that stops reporting may never answer (a frozen process
+        answers nothing until Serve's health check gives up on it), so silence raises RunLost."""
+        response = self._handle.run.remote(spec)
+        call = asyncio.ensure_future(response)
+        try:
+            while True:
+                done, _ = await asyncio.wait({call}, timeout=WATCH_PERIOD_S)
+                if done:
+                    return call.result()
+                beat = self._beats.get(spec.job_id)
+                if beat is not None and time.monotonic() - beat > self._qargs.heartbeat_timeout_s:
+                    # The run may have ended with only its answer lost: its result file says so.
+                    result = await asyncio.to_thread(self._store.load_result, spec.job_id)
+                    if result is not None and result.attempt == spec.attempt:
+                        return result.model_dump()
+                    raise RunLost(f"no report from its replica for {self._qargs.heartbeat_timeout_s:g} s")
+        finally:
+            if not call.done():
+                response.cancel()  # best effort: a stale run that wakes up is told to stop by report()
+                call.cancel()
 
     async def _after_crash(self, record: JobRecord, exc: Exception) -> None:
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
@@ -182,7 +212,7 @@ class JobQueue:
             delay,
             extra=extra,
         )
-        metrics.job_retried(self._model, "crash")
+        metrics.job_retried(self._model, "lost_heartbeat" if isinstance(exc, RunLost) else "crash")
         record.status, record.stage = "queued", "retrying"
         await asyncio.to_thread(self._store.save, record)
         await asyncio.sleep(delay)

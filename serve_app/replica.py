@@ -25,7 +25,6 @@ from serve_app.storage import build_storage
 
 logger = logging.getLogger("serve_app.replica")
 REPORT_MIN_INTERVAL_S = 0.5  # progress messages are coalesced; a stage change is always sent
-HEARTBEAT_S = 10.0
 
 
 def load_runner(runner: str, args: ModelArgs) -> ModelRunner:
@@ -67,8 +66,9 @@ class QueueReporter:
         return self._stop
 
     async def heartbeat(self) -> None:
+        """Report every `job.heartbeat_s` for as long as the run lasts: the queue retries a silent run."""
         while True:
-            await asyncio.sleep(HEARTBEAT_S)
+            await asyncio.sleep(self._job.heartbeat_s)
             await self.send()
 
 

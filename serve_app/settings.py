@@ -48,7 +48,9 @@ class QueueArgs(_Args):
     retry_backoff_s: PositiveFloat = Field(5.0, description="First retry delay; doubles each attempt.")
     retry_backoff_max_s: PositiveFloat = Field(300.0, description="Ceiling of the retry delay.")
     heartbeat_timeout_s: PositiveFloat = Field(
-        120.0, description="A running job silent this long (after a queue restart) is run again."
+        120.0,
+        description="A running job whose replica has not reported for this long (a frozen or vanished replica, "
+        "or a run lost in a queue restart) is run again.",
     )
     dispatch_window: PositiveInt | None = Field(
         None, description="Jobs sent to the model at once; default max_replicas x 2."

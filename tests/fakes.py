@@ -3,6 +3,8 @@ no weights. Each behaviour is its own class, picked through `args.<model>.runner
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -75,4 +77,16 @@ class HoldingRunner(SlowRunner):
                 reporter.raise_if_cancelled()
                 reporter.report("holding", 0.01)
                 time.sleep(0.1)
+        return super().run(job, inputs, workdir, reporter)
+
+
+class FreezingRunner(SlowRunner):
+    """A prompt `freeze:<pidfile>` stops the whole replica process on the first attempt (SIGSTOP: no reply, no
+    heartbeat, as a hung GPU driver or a deadlock would), after writing its pid there so a test can wake it."""
+
+    def run(self, job: JobSpec, inputs: dict[str, Path], workdir: Path, reporter: Reporter) -> RunOutput:
+        prompt = str(job.params.get("prompt", ""))
+        if prompt.startswith("freeze:") and job.attempt == 1:
+            Path(prompt.removeprefix("freeze:")).write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGSTOP)
         return super().run(job, inputs, workdir, reporter)

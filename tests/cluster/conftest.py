@@ -45,7 +45,6 @@ MODELS = ("ltx2", "wav2lip")
 REPLICA_CLASS = {"ltx2": "ServeReplica:video:LTX2Generator", "wav2lip": "ServeReplica:video:Wav2LipSyncer"}
 NODE_TYPE_OF_MODEL = {"ltx2": "a100_node", "wav2lip": "rtx4090_node"}
 MAX_QUEUED_JOBS = 5
-SERVE_LOGS = Path("/tmp/ray/session_latest/logs/serve")  # the head's session; fake nodes log there too
 RETRY_AFTER_S = 11
 
 
@@ -141,7 +140,7 @@ class VideoApp:
         replicas = {m: replica_node_types(m) for m in MODELS}
         logs = [
             f"{path.name}: {line}"
-            for path in sorted(SERVE_LOGS.glob("*.log"))
+            for path in sorted(serve_logs().glob("*.log"))
             for line in path.read_text(errors="replace").splitlines()
             if job_id in line or "Traceback" in line or "ERROR" in line
         ]
@@ -164,6 +163,14 @@ class VideoApp:
             assert put.status_code == 200, put.text
             keys[f"{kind}_key"] = slot.json()["key"]
         return self.client.post("/api/v1/generate", json={"model": "wav2lip", **keys})
+
+
+def serve_logs() -> Path:
+    """The Serve log folder of the session this driver joined (fake nodes share the head's session)."""
+    import ray
+
+    # No public API names the session folder; /tmp/ray/session_latest may be another cluster's.
+    return Path(ray._private.worker._global_node.get_session_dir_path()) / "logs" / "serve"
 
 
 def png_bytes(size: int = 48) -> bytes:

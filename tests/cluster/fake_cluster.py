@@ -2,18 +2,23 @@
 
 `ray.cluster_utils.AutoscalingCluster` would do this, but it reads an example.yaml that the pip wheel does not
 ship, so this is the same few steps with our own config: `ray start --head --autoscaling-config=...` with
-RAY_FAKE_CLUSTER=1 and a 1 s autoscaler loop. `ray stop --force` ends every Ray process on the machine, so
-callers run under `flock /tmp/raytest.lock` (see docs/cluster.md).
+RAY_FAKE_CLUSTER=1 and a 1 s autoscaler loop. `ray stop` would end every Ray process on the machine (another
+test session's too), so each cluster's processes carry a marker in their environment, which every process
+`ray start` spawns inherits (the autoscaler's fake nodes and their workers too), and are ended by their ids.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("fake_cluster.yaml")
 RAY = str(Path(sys.executable).with_name("ray"))  # the venv's CLI, whatever PATH says
+MARKER = "VIDEO_TEST_CLUSTER"  # in the environment of every process of one test cluster
 
 
 def _free_port() -> int:
@@ -46,9 +52,37 @@ class FakeCluster:
         return {k: self.env[k] for k in keys}
 
     def stop(self) -> None:
-        """Stop the head, the autoscaler and every fake node it launched."""
-        subprocess.run([RAY, "stop", "--force"], env=self.env, check=True, capture_output=True)
+        """Stop the head, the autoscaler and every fake node it launched, and nothing else."""
+        end_cluster(self.env[MARKER])
         self._config_file.unlink(missing_ok=True)
+
+
+def cluster_pids(marker: str) -> list[int]:
+    """Processes whose environment holds `MARKER=marker`: exactly those of one cluster."""
+    needle = f"{MARKER}={marker}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(entry.name))
+            except OSError:  # gone meanwhile, or not ours to read
+                continue
+    return pids
+
+
+def end_cluster(marker: str, timeout_s: float = 30) -> None:
+    """SIGTERM every process of the cluster, then SIGKILL whatever is left after `timeout_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in cluster_pids(marker):
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout_s
+        while cluster_pids(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not cluster_pids(marker):
+            return
+    raise AssertionError(f"cluster processes survived SIGKILL: {cluster_pids(marker)}")
 
 
 def start_fake_cluster(extra_env: dict[str, str] | None = None, **config_overrides: Any) -> FakeCluster:
@@ -70,6 +104,7 @@ def start_fake_cluster(extra_env: dict[str, str] | None = None, **config_overrid
         # Replicas import serve_app and tests.fakes from this checkout.
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "RAY_FAKE_CLUSTER": "1",
+        MARKER: uuid.uuid4().hex,
         "AUTOSCALER_UPDATE_INTERVAL_S": "1",
         # Explicitly off: `ray start` turns token auth on when ~/.ray/auth_token exists, and a driver reads
         # RAY_AUTH_MODE once, when it imports ray, so pytest could not switch to token mode in-process.

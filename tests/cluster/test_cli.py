@@ -1,21 +1,17 @@
 """The operator's path: `ray start --head` with the dashboard, `serve deploy serve_config.local.yaml`, `serve status`,
 the Serve REST API behind the dashboard's Serve tab, and the Prometheus endpoint, all with Ray 2.60's token auth.
 
-This module starts its own one-node cluster and ends it itself. `ray stop` would end every Ray process on the
-machine (the fake cluster of the other modules too), so the cluster's processes are found by a marker in their
-environment, which every process `ray start` spawns inherits, and ended by their ids.
+This module starts its own one-node cluster and ends it itself, by the marker in its processes' environment
+(`fake_cluster.end_cluster`): `ray stop` would end every Ray process on the machine.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,10 +21,10 @@ import httpx
 import pytest
 import yaml
 
+from tests.cluster.fake_cluster import MARKER, end_cluster
 from tests.conftest import API_KEY, AUTH, REPO, WEBHOOK_SECRET, free_port, wait_until
 
 BIN = Path(sys.executable).parent  # the venv's `ray` and `serve`, whatever PATH says
-MARKER = "VIDEO_CLI_TEST_CLUSTER"
 
 
 @dataclass
@@ -48,34 +44,6 @@ class HeadNode:
         return subprocess.run(
             [str(BIN / args[0]), *args[1:]], env=env or self.env, capture_output=True, text=True, timeout=timeout
         )
-
-
-def cluster_pids(marker: str) -> list[int]:
-    """Processes whose environment holds `MARKER=marker`: exactly those of this module's cluster."""
-    needle = f"{MARKER}={marker}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if needle in (entry / "environ").read_bytes().split(b"\0"):
-                    pids.append(int(entry.name))
-            except OSError:  # gone meanwhile, or not ours to read
-                continue
-    return pids
-
-
-def end_cluster(marker: str, timeout_s: float = 30) -> None:
-    """SIGTERM every process of the cluster, then SIGKILL whatever is left after `timeout_s`."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in cluster_pids(marker):
-            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
-                os.kill(pid, sig)
-        deadline = time.monotonic() + timeout_s
-        while cluster_pids(marker) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if not cluster_pids(marker):
-            return
-    raise AssertionError(f"cluster processes survived SIGKILL: {cluster_pids(marker)}")
 
 
 def local_config(http_port: int, data_dir: Path) -> dict:
@@ -153,15 +121,16 @@ def deployed(head: HeadNode, tmp_path_factory: pytest.TempPathFactory) -> HeadNo
     assert sent.returncode == 0, sent.stdout + sent.stderr
     assert "Sent deploy request successfully" in sent.stdout + sent.stderr
 
-    def app_status() -> str:
+    def app_status() -> dict:
         result = head.cli("serve", "status", "--address", head.dashboard)
         assert result.returncode == 0, result.stdout + result.stderr
         apps = (yaml.safe_load(result.stdout) or {}).get("applications") or {}
-        status = apps.get("video", {}).get("status", "absent")
-        assert status != "DEPLOY_FAILED", result.stdout
-        return status
+        app = apps.get("video", {"status": "absent"})
+        assert app["status"] != "DEPLOY_FAILED", result.stdout
+        return app  # a timeout shows each deployment's status and message
 
-    wait_until(app_status, lambda s: s == "RUNNING", timeout_s=90, period_s=1)
+    # Both tiny models are built at replica start: minutes on a slow, loaded 2-core machine.
+    wait_until(app_status, lambda app: app["status"] == "RUNNING", timeout_s=300, period_s=1)
     return head
 
 

@@ -54,7 +54,7 @@ class MetricsRunner(FakeRunner):
         if prompt == "crash once" and job.attempt == 1:
             raise RuntimeError("simulated crash of the model run")
         if prompt == "linger":
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 600  # cancelled by the scenario once Prometheus has seen it run
             while time.monotonic() < deadline:
                 reporter.raise_if_cancelled()
                 reporter.report("denoising", 0.1)
@@ -82,7 +82,7 @@ class Prometheus:
             out[",".join(f"{k}={v}" for k, v in labels)] = float(series["value"][1])
         return out
 
-    def wait_for(self, expr: str, expected: dict[str, float], timeout_s: float = 90) -> dict[str, float]:
+    def wait_for(self, expr: str, expected: dict[str, float], timeout_s: float = 120) -> dict[str, float]:
         """Poll until the query returns exactly `expected` (metrics travel replica -> agent -> scrape).
         On a timeout the failure names the scrape target's health and what the agent itself serves."""
         try:
@@ -113,7 +113,11 @@ class Prometheus:
 def prometheus_config(sd_file: Path) -> dict[str, Any]:
     """deploy/prometheus/prometheus.yml with test timings and this session's service-discovery file."""
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    # A scrape may take no longer than its interval. The agent's /metrics grows with every replica the session
+    # has run (5 MB by this module, in 1.5 s on a loaded 2-core machine): with the 1 s interval this file had,
+    # every scrape timed out and the target showed no series at all. 10 s is what `ray metrics
+    # launch-prometheus` uses.
+    config["global"] = {"scrape_interval": "10s", "scrape_timeout": "10s", "evaluation_interval": "1s"}
     config["rule_files"] = [str(PROMETHEUS_DIR / "alerts.yml")]
     [scrape] = config["scrape_configs"]
     scrape["file_sd_configs"][0]["files"] = [str(sd_file)]
@@ -177,6 +181,8 @@ def scenario(serve_url: str, prometheus: Prometheus, tmp_path_factory: pytest.Te
     from serve_app.app import build_app
     from serve_app.catalogue import AppArgs
 
+    for leftover in serve.status().applications:  # an earlier module's app whose teardown failed
+        serve.delete(leftover)
     root = tmp_path_factory.mktemp(APP)
     storage = {"backend": "local", "local_dir": str(root / "data"), "public_base_url": f"{serve_url}/{APP}"}
     args = app_args(storage, runner=f"{__name__}:MetricsRunner", placement={"max_replicas": 1})
@@ -303,8 +309,8 @@ def test_serve_own_metrics_are_scraped_alongside(scenario, prometheus):
         q("sum by (deployment) (ray_serve_deployment_error_counter_total{APP, deployment='LTX2Generator'})"),
         {"deployment=LTX2Generator": 1},
     )
-    http = q("sum(ray_serve_num_http_requests_total{APP})")
-    wait_until(lambda: prometheus.values(http).get("", 0), lambda n: n >= 7)  # 6 POSTs and a cancel, plus polls
+    http = q("sum(ray_serve_num_http_requests_total{APP})")  # 6 POSTs and a cancel, plus polls
+    wait_until(lambda: prometheus.values(http).get("", 0), lambda n: n >= 7, timeout_s=120)
 
 
 def test_alert_rules_load_and_evaluate_in_prometheus(scenario, prometheus):
@@ -316,7 +322,7 @@ def test_alert_rules_load_and_evaluate_in_prometheus(scenario, prometheus):
         groups = httpx.get(f"{prometheus.url}/api/v1/rules").json()["data"]["groups"]
         return {r["name"]: r["health"] for g in groups for r in g["rules"]}
 
-    wait_until(rules, lambda seen: seen == dict.fromkeys(expected, "ok"), timeout_s=20)
+    wait_until(rules, lambda seen: seen == dict.fromkeys(expected, "ok"), timeout_s=60)
     # One failure in three jobs is a third, over the ratio threshold, but under the 5-job minimum.
     firing = httpx.get(f"{prometheus.url}/api/v1/alerts").json()["data"]["alerts"]
     assert [a for a in firing if a["labels"].get("application") == APP] == []
@@ -344,7 +350,7 @@ def test_every_dashboard_panel_shows_data_from_this_app(scenario, prometheus):
 
     # A rate needs two scrapes of a series, and the last counters of the scenario may not have been
     # scraped twice yet: poll until every panel has data, and fail naming the panels that never did.
-    wait_until(empty_panels, lambda empty: empty == [], timeout_s=60, period_s=1)
+    wait_until(empty_panels, lambda empty: empty == [], timeout_s=120, period_s=1)
 
 
 # ---- logs ------------------------------------------------------------------------------------------

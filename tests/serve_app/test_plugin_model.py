@@ -5,6 +5,7 @@ own fields. Nothing under serve_app/ names it (tests/test_layering.py checks tha
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import av
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image
 
 from serve_app.catalogue import CATALOGUE
-from tests.conftest import app_args, wait_terminal
+from tests.conftest import app_args, deploy_app, wait_terminal
 from tests.plugin_model.spec import SPEC as FLIPBOOK
 
 WITH_FLIPBOOK = CATALOGUE.with_models(FLIPBOOK)
@@ -25,11 +26,18 @@ def png(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture
-def client(deploy, local_storage) -> httpx.Client:
-    args = app_args(local_storage)
+@pytest.fixture(scope="module")
+def client(serve_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """The app with a three-model catalogue, at /plugins for this module."""
+    from ray import serve
+
+    data = tmp_path_factory.mktemp("plugins") / "data"
+    args = app_args({"backend": "local", "local_dir": str(data), "public_base_url": f"{serve_url}/plugins"})
     args["flipbook"] = {"max_frames": 12, "max_side": 128, "placement": args["ltx2"]["placement"]}
-    return deploy(args, catalogue=WITH_FLIPBOOK)
+    client = deploy_app(args, serve_url, name="plugins", prefix="/plugins", catalogue=WITH_FLIPBOOK)
+    yield client
+    client.close()
+    serve.delete("plugins")
 
 
 def upload(client: httpx.Client, body: bytes) -> str:
@@ -89,7 +97,7 @@ def test_bad_input_is_a_422_naming_its_own_field(client, body: dict[str, Any], f
     assert refusal(client.post("/api/v1/generate", json=request)) == [field]
 
 
-def test_its_input_check_runs_on_the_staged_file_before_the_job_exists(client, local_storage):
+def test_its_input_check_runs_on_the_staged_file_before_the_job_exists(client):
     key = upload(client, png(200, 100))  # over max_side 128
     response = client.post("/api/v1/generate", json={"model": "flipbook", "page_key": key})
     assert refusal(response) == ["page_key"]
@@ -99,5 +107,5 @@ def test_its_input_check_runs_on_the_staged_file_before_the_job_exists(client, l
 def test_its_deployments_appear_in_serve_status_under_their_declared_names(client):
     from ray import serve
 
-    deployments = serve.status().applications["video"].deployments
+    deployments = serve.status().applications["plugins"].deployments
     assert {"FlipbookRenderer", "FlipbookQueue", "LTX2Generator", "Wav2LipQueue", "Gateway"} <= set(deployments)
