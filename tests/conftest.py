@@ -105,6 +105,7 @@ def serve_url(s3_endpoint: str, metrics_export_port: int) -> Iterator[str]:
     os.environ["API_KEYS"] = f"{API_KEY},{OTHER_KEY}"  # read by the app builder (Secrets.from_env)
     os.environ["WEBHOOK_SECRET"] = WEBHOOK_SECRET
     ray.init(
+        address="local",  # always a new cluster: never join one another session left running on this machine
         num_cpus=8,
         include_dashboard=False,
         log_to_driver=False,

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("fake_cluster.yaml")
 RAY = str(Path(sys.executable).with_name("ray"))  # the venv's CLI, whatever PATH says
 MARKER = "VIDEO_TEST_CLUSTER"  # in the environment of every process of one test cluster
+CURRENT_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")
 
 
 def _free_port() -> int:
@@ -55,6 +56,10 @@ class FakeCluster:
         """Stop the head, the autoscaler and every fake node it launched, and nothing else."""
         end_cluster(self.env[MARKER])
         self._config_file.unlink(missing_ok=True)
+        # `ray start` left its address for `ray.init()` to find; `ray stop` would have removed it.
+        current = CURRENT_CLUSTER_FILE.read_text().strip() if CURRENT_CLUSTER_FILE.exists() else None
+        if current == self.address:
+            CURRENT_CLUSTER_FILE.unlink(missing_ok=True)
 
 
 def cluster_pids(marker: str) -> list[int]:
