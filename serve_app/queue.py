@@ -191,9 +191,9 @@ class JobQueue:
                         return result.model_dump()
                     raise RunLost(f"no report from its replica for {self._qargs.heartbeat_timeout_s:g} s")
         finally:
-            if not call.done():
-                response.cancel()  # best effort: a stale run that wakes up is told to stop by report()
-                call.cancel()
+            # Stop waiting, nothing more: DeploymentResponse.cancel() blocks this event loop on an actor that
+            # may never answer. A stale run that wakes up is told to stop by its next report().
+            call.cancel()
 
     async def _after_crash(self, record: JobRecord, exc: Exception) -> None:
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]

@@ -3,8 +3,7 @@ no weights. Each behaviour is its own class, picked through `args.<model>.runner
 
 from __future__ import annotations
 
-import os
-import signal
+import sys
 import time
 from pathlib import Path
 
@@ -80,13 +79,19 @@ class HoldingRunner(SlowRunner):
         return super().run(job, inputs, workdir, reporter)
 
 
-class FreezingRunner(SlowRunner):
-    """A prompt `freeze:<pidfile>` stops the whole replica process on the first attempt (SIGSTOP: no reply, no
-    heartbeat, as a hung GPU driver or a deadlock would), after writing its pid there so a test can wake it."""
+class StallingRunner(SlowRunner):
+    """The prompt `stall` stops every Python thread of the replica for `STALL_S` on the first attempt: the run
+    holds the GIL and never lets go (as a C extension stuck in a call would), so no heartbeat and no answer
+    leave the replica, while its process lives on."""
+
+    STALL_S = 30.0
 
     def run(self, job: JobSpec, inputs: dict[str, Path], workdir: Path, reporter: Reporter) -> RunOutput:
-        prompt = str(job.params.get("prompt", ""))
-        if prompt.startswith("freeze:") and job.attempt == 1:
-            Path(prompt.removeprefix("freeze:")).write_text(str(os.getpid()))
-            os.kill(os.getpid(), signal.SIGSTOP)
+        if job.params.get("prompt") == "stall" and job.attempt == 1:
+            interval = sys.getswitchinterval()
+            sys.setswitchinterval(self.STALL_S * 10)  # the interpreter never asks this thread to yield
+            deadline = time.monotonic() + self.STALL_S
+            while time.monotonic() < deadline:
+                pass
+            sys.setswitchinterval(interval)
         return super().run(job, inputs, workdir, reporter)
