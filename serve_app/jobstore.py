@@ -7,6 +7,7 @@ index/{model}/active/{job_id}               an unfinished job
 index/{model}/webhooks/{job_id}             a terminal job whose webhook is not delivered yet
 index/{model}/idempotency/{sha256}          -> job_id
 index/{model}/finished/{epoch}-{job_id}     for the retention sweep (keys sort by time)
+index/{model}/quarantine/{job_id}           an entry with no usable record, moved aside at recovery
 ```
 All calls block (boto3); the queue runs them in threads.
 """
@@ -73,6 +74,12 @@ class JobStore:
         marker = (record.idempotency_hash or "").encode()
         self.storage.put_bytes(f"{self._index}/finished/{epoch:012d}-{record.job_id}", marker)
         self.storage.delete(f"{self._index}/active/{record.job_id}")
+
+    def quarantine(self, job_id: str, index: str, reason: str) -> None:
+        """Move an index entry that has no usable record aside, for an operator to inspect: the reason goes to
+        `index/{model}/quarantine/{job_id}`, and the entry leaves `index/{model}/{index}/`."""
+        self.storage.put_bytes(f"{self._index}/quarantine/{job_id}", f"{index}: {reason}".encode())
+        self.storage.delete(f"{self._index}/{index}/{job_id}")
 
     def webhook_done(self, job_id: str) -> None:
         self.storage.delete(f"{self._index}/webhooks/{job_id}")

@@ -68,6 +68,13 @@ SPECS: tuple[MetricSpec, ...] = (
         ("model", "reason"),
         "Runs started again: reason is crash (the run raised or its replica died) or lost_heartbeat.",
     ),
+    MetricSpec(
+        "video_jobs_quarantined_total",
+        "counter",
+        ("model", "reason"),
+        "Index entries a restarted queue could not recover (reason: no record, unreadable record), moved to "
+        "index/{model}/quarantine/.",
+    ),
     MetricSpec("video_jobs_queued", "gauge", ("model",), "Unfinished jobs not yet running (the backlog)."),
     MetricSpec("video_jobs_running", "gauge", ("model",), "Jobs running on a model replica now."),
     MetricSpec(
@@ -195,6 +202,11 @@ def job_finished(record: JobRecord) -> None:
 def job_retried(model: str, reason: Literal["crash", "lost_heartbeat"]) -> None:
     """A job's run is started again."""
     _inc("video_job_retries_total", model=model, reason=reason)
+
+
+def job_quarantined(model: str, reason: str) -> None:
+    """A restarted queue moved an index entry without a usable record aside."""
+    _inc("video_jobs_quarantined_total", model=model, reason=reason)
 
 
 def queue_state(model: str, counts: Mapping[str, int]) -> None:

@@ -199,9 +199,7 @@ class JobQueue:
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
         extra = {"job_id": record.job_id, "model": self._model}
         if record.attempts >= self._qargs.max_attempts:
-            logger.error("job %s attempt %d failed, giving up: %s", record.job_id, record.attempts, reason, extra=extra)
-            error = JobError(code="retries_exhausted", message=f"{record.attempts} attempts failed; last: {reason}")
-            await self._finish(record, "failed", JobResult(status="failed", attempt=record.attempts, error=error))
+            await self._give_up(record, reason)
             return
         delay = min(self._qargs.retry_backoff_s * 2 ** (record.attempts - 1), self._qargs.retry_backoff_max_s)
         logger.warning(
@@ -216,6 +214,13 @@ class JobQueue:
         record.status, record.stage = "queued", "retrying"
         await asyncio.to_thread(self._store.save, record)
         await asyncio.sleep(delay)
+
+    async def _give_up(self, record: JobRecord, reason: str) -> None:
+        """Fail a job whose `max_attempts` runs have all been used."""
+        extra = {"job_id": record.job_id, "model": self._model}
+        logger.error("job %s attempt %d failed, giving up: %s", record.job_id, record.attempts, reason, extra=extra)
+        error = JobError(code="retries_exhausted", message=f"{record.attempts} attempts failed; last: {reason}")
+        await self._finish(record, "failed", JobResult(status="failed", attempt=record.attempts, error=error))
 
     async def _finish(self, record: JobRecord, status: str, result: JobResult | None) -> None:
         """Move a job to its one terminal state, persist it, and start its webhook."""
@@ -277,8 +282,11 @@ class JobQueue:
     # ---- recovery and the monitor loop ----------------------------------------------------------
 
     async def _recover(self) -> None:
-        """Rebuild the backlog from the active index: queued jobs re-queue, running ones are adopted."""
-        records = await asyncio.gather(*(self._load(i) for i in await asyncio.to_thread(self._store.active_ids)))
+        """Rebuild the backlog from the active index: queued jobs re-queue, running ones are adopted. An entry
+        that cannot be recovered is moved aside; it never keeps the queue from starting."""
+        active = await asyncio.to_thread(self._store.active_ids)
+        loaded = await asyncio.gather(*(self._recoverable(job_id, "active") for job_id in active))
+        records = [r for r in loaded if r is not None]
         deadline = time.monotonic() + self._qargs.heartbeat_timeout_s
         for record in sorted((r for r in records if not r.terminal), key=lambda r: r.created_at):
             self._jobs[record.job_id] = record
@@ -287,7 +295,8 @@ class JobQueue:
             else:
                 self._pending.append(record.job_id)
         for job_id in await asyncio.to_thread(self._store.pending_webhook_ids):
-            self._spawn(self._send_webhook(await self._load(job_id)))
+            if (record := await self._recoverable(job_id, "webhooks")) is not None:
+                self._spawn(self._send_webhook(record))
         if self._jobs:
             logger.info(
                 "recovered %d unfinished %s jobs (%d adopted)",
@@ -296,6 +305,27 @@ class JobQueue:
                 len(self._adopted),
             )
         self._pump()
+
+    async def _recoverable(self, job_id: str, index: str) -> JobRecord | None:
+        """The record behind an index entry; None, with the entry quarantined, when there is no usable record
+        (missing, unreadable, or another model's). A storage outage still raises: the restart is retried."""
+        try:
+            return await self._load(job_id)
+        except (JobNotFound, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            reason = "no record" if isinstance(exc, JobNotFound) else "unreadable record"
+            detail = f"{reason}: {str(exc).splitlines()[0]}"[:300]
+            logger.error(
+                "job %s in index/%s/%s cannot be recovered (%s); moved to index/%s/quarantine/",
+                job_id,
+                self._model,
+                index,
+                detail,
+                self._model,
+                extra={"job_id": job_id, "model": self._model},
+            )
+            metrics.job_quarantined(self._model, reason)
+            await asyncio.to_thread(self._store.quarantine, job_id, index, detail)
+            return None
 
     async def _monitor(self) -> None:
         next_sweep = time.monotonic()
@@ -322,6 +352,9 @@ class JobQueue:
             last_beat = self._beats.get(job_id)
             if max(deadline, (last_beat or 0) + self._qargs.heartbeat_timeout_s) < time.monotonic():
                 del self._adopted[job_id]
+                if record.attempts >= self._qargs.max_attempts:  # the lost run was its last
+                    await self._give_up(record, "its run was lost (no heartbeat after a queue restart)")
+                    continue
                 metrics.job_retried(self._model, "lost_heartbeat")
                 logger.warning(
                     "job %s lost its run (no heartbeat); running it again",
