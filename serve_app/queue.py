@@ -372,14 +372,19 @@ class JobQueue:
     # ---- helpers --------------------------------------------------------------------------------
 
     async def find_idempotent(self, idempotency_hash: str, body_hash: str | None) -> JobView | None:
-        """The job first created with this Idempotency-Key; 409 if that job had another body."""
+        """The job first created with this Idempotency-Key; 409 if that job had another body. A key whose job was
+        never stored (its creation failed part-way) is free again."""
         found = await asyncio.to_thread(self._store.find_idempotent, idempotency_hash)
         if found is None:
             return None
         job_id, stored_body_hash = found
+        try:
+            view = await self.get(job_id)
+        except JobNotFound:
+            return None
         if stored_body_hash != (body_hash or ""):  # same key, other body: refuse instead of guessing
             raise IdempotencyConflict("Idempotency-Key was already used with a different request body")
-        return await self.get(job_id)
+        return view
 
     async def _load(self, job_id: str) -> JobRecord:
         try:

@@ -83,3 +83,19 @@ def test_an_interrupted_job_with_attempts_left_runs_again(deploy, local_storage)
     job = wait_terminal(client, lost.job_id)
     assert job["status"] == "completed" and job["attempts"] == 2, job
     assert httpx.get(job["result_url"]).status_code == 200
+
+
+def test_an_idempotency_key_whose_job_was_never_stored_creates_the_job_again(deploy, local_storage):
+    client = deploy(app_args(local_storage))
+    body, key = {"model": "ltx2", "prompt": "once"}, {"Idempotency-Key": "order-17"}
+    first = client.post("/api/v1/generate", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    assert wait_terminal(client, first.json()["job_id"])["status"] == "completed"
+    # What a creation that failed part-way leaves: the key's marker, and no job behind it.
+    storage_of(local_storage).delete_prefix(f"jobs/{first.json()['job_id']}")
+
+    again = client.post("/api/v1/generate", json=body, headers=key)
+    assert again.status_code == 201, again.text
+    assert again.json()["job_id"] != first.json()["job_id"]
+    replay = client.post("/api/v1/generate", json=body, headers=key)
+    assert (replay.status_code, replay.json()["job_id"]) == (200, again.json()["job_id"])
