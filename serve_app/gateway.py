@@ -107,9 +107,10 @@ class Gateway:
             view, created = await call(
                 queue.submit.remote(job_id, params, inputs, str(webhook_url) if webhook_url else None, idem, body_hash)
             )
-        except Unavailable:
-            # The queue died with the submit in flight, maybe after storing the job: its restart then runs it,
-            # and a retry with the same Idempotency-Key returns it. Deleting files here would half-delete it.
+        except (Unavailable, asyncio.CancelledError):
+            # The queue died, or the client left, with the submit in flight, maybe after the job was stored: the
+            # queue (or its restart) runs it, and a retry with the same Idempotency-Key returns it. Deleting files
+            # here could half-delete a stored job.
             raise
         except BaseException:
             await asyncio.to_thread(self._storage.delete_prefix, f"jobs/{job_id}")  # no half-made job
