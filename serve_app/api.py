@@ -8,7 +8,7 @@ here: the generate route's annotation is a value computed at build time, and Fas
 import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPBearer
@@ -18,6 +18,8 @@ from serve_app.errors import InvalidInput, QueueFull, VideoServeError
 from serve_app.schemas import (
     TERMINAL,
     CreatedView,
+    JobListView,
+    JobStatus,
     JobView,
     PresignDownloadView,
     PresignUploadRequest,
@@ -124,6 +126,17 @@ def build_api(gateway: "Gateway", request_type: Any, model_names: frozenset[str]
         response = JSONResponse(view.model_dump(mode="json"), status_code=200 if view.status in TERMINAL else 202)
         response.headers["Preference-Applied"] = f"wait={wait_s}"
         return response
+
+    @app.get("/api/v1/jobs", response_model=JobListView, tags=["jobs"], dependencies=SECURED)
+    async def list_jobs(
+        request: Request,
+        status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
+        model: Annotated[str | None, Query(description="Only jobs of this model.", max_length=32)] = None,
+        limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page.")] = 20,
+        cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the page before.")] = None,
+    ) -> JobListView:
+        """The caller's jobs (every job, for an admin key), newest first, a page at a time."""
+        return await gateway.list_jobs(gateway.authorize(request), status, model, limit, cursor)
 
     @app.get("/api/v1/jobs/{job_id}", response_model=JobView, tags=["jobs"], dependencies=SECURED)
     async def get_job(job_id: str, request: Request) -> JobView:

@@ -6,6 +6,7 @@ The routes themselves are in `serve_app.api`, built per replica from the catalog
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -37,13 +38,23 @@ from serve_app.errors import (
     Unavailable,
     VideoServeError,
 )
+from serve_app.jobstore import listing_prefix
 from serve_app.netguard import BlockedURL, pin_public_url
-from serve_app.schemas import Caller, CreatedView, JobView, PresignDownloadView, PresignUploadRequest, PresignUploadView
+from serve_app.schemas import (
+    Caller,
+    CreatedView,
+    JobListView,
+    JobView,
+    PresignDownloadView,
+    PresignUploadRequest,
+    PresignUploadView,
+)
 from serve_app.settings import Secrets, SpineArgs
 from serve_app.staging import InputStager, input_sources
 from serve_app.storage import LocalStorage, build_storage
 
 logger = logging.getLogger("serve_app.gateway")
+LIST_ENTRY = re.compile(r"\d{13}-[a-z][a-z0-9_]{0,31}-[0-9a-f]{32}")  # jobstore.listing_keys
 JOB_SUFFIX = re.compile(r"[0-9a-f]{32}")  # job ids are `<model>-<uuid4 hex>` (see generate)
 
 
@@ -126,6 +137,38 @@ class Gateway:
     async def cancel_job(self, job_id: str, caller: Caller) -> JobView:
         """Cancel through the job's queue: a queued job never runs; a running one stops at its next step."""
         return await call(self._queue_of(job_id).cancel.remote(job_id, caller.scope))
+
+    async def list_jobs(
+        self, caller: Caller, status: str | None, model: str | None, limit: int, cursor: str | None
+    ) -> JobListView:
+        """A page of the caller's jobs (every job for an admin), newest first, from the list index written at
+        create: a page reads about `limit` index entries, more only when filters skip some."""
+        prefix = listing_prefix(caller.scope)
+        start_after = prefix + decode_cursor(cursor) if cursor else ""
+        jobs: list[JobView] = []
+        while True:
+            keys = await asyncio.to_thread(self._storage.list_page, prefix, start_after, limit)
+            entries = [k.removeprefix(prefix) for k in keys]
+            wanted = [e for e in entries if self._listable(e, model)]
+            views = await asyncio.gather(*(self._view_or_none(e.partition("-")[2], caller) for e in wanted))
+            for entry, view in zip(wanted, views, strict=True):
+                if view is not None and (status is None or view.status == status):
+                    jobs.append(view)
+                    if len(jobs) == limit:
+                        return JobListView(jobs=jobs, next_cursor=encode_cursor(entry))
+            if len(keys) < limit:
+                return JobListView(jobs=jobs, next_cursor=None)
+            start_after = keys[-1]
+
+    def _listable(self, entry: str, model: str | None) -> bool:
+        job_model = entry.split("-")[1]
+        return job_model in self._queues and (model is None or job_model == model)
+
+    async def _view_or_none(self, job_id: str, caller: Caller) -> JobView | None:
+        try:
+            return await self.get_job(job_id, caller)
+        except JobNotFound:  # deleted by retention between the listing and the read
+            return None
 
     async def wait_job(self, job_id: str, caller: Caller, timeout_s: float) -> JobView:
         """The job's view once it ends or after `timeout_s` (`Prefer: wait`)."""
@@ -268,6 +311,22 @@ async def sse_lines(stream: Any, keepalive_s: float) -> AsyncIterator[str]:
     finally:
         next_event.cancel()
         stream.cancel()
+
+
+def encode_cursor(entry: str) -> str:
+    """The opaque cursor of a list page: the last index entry it returned."""
+    return base64.urlsafe_b64encode(entry.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The index entry a cursor stands for; a 422 on `cursor` for anything this server did not make."""
+    try:
+        entry = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        entry = ""
+    if not LIST_ENTRY.fullmatch(entry):
+        raise InvalidInput("cursor", "is not a cursor from a previous page of this list")
+    return entry
 
 
 def upload_prefix(key_id: str) -> str:

@@ -108,6 +108,13 @@ class JobView(BaseModel):
     weights: str | None = Field(description="Weights source; 'random-tiny' means no real model is loaded.")
 
 
+class JobListView(BaseModel):
+    """`GET /api/v1/jobs`: a page of the caller's jobs, newest first."""
+
+    jobs: list[JobView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
 class CreatedView(BaseModel):
     """`201` answer of `POST /api/v1/generate`."""
 

@@ -70,3 +70,45 @@ def test_idempotency_keys_are_per_api_key(client):
     theirs = as_key(client, OTHER_KEY, "POST", "/api/v1/generate", json=body, headers={"Idempotency-Key": "shared"})
     assert mine.status_code == 201 and theirs.status_code == 201, theirs.text
     assert mine.json()["job_id"] != theirs.json()["job_id"]
+
+
+def list_all(client: httpx.Client, key: str, limit: int, **filters: str) -> tuple[list[dict], int]:
+    """Every job the key lists, page after page; returns (jobs, pages)."""
+    jobs, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": limit, **filters, **({"cursor": cursor} if cursor else {})}
+        page = as_key(client, key, "GET", "/api/v1/jobs", params=params)
+        assert page.status_code == 200, page.text
+        jobs, cursor, pages = jobs + page.json()["jobs"], page.json()["next_cursor"], pages + 1
+        if cursor is None:
+            return jobs, pages
+
+
+def test_the_list_pages_over_the_callers_jobs_only_newest_first(client):
+    made: dict[str, list[str]] = {API_KEY: [], OTHER_KEY: []}
+    for i in range(25):
+        key = API_KEY if i % 2 == 0 else OTHER_KEY
+        created = as_key(client, key, "POST", "/api/v1/generate", json={"model": "ltx2", "prompt": f"job {i}"})
+        made[key].append(created.json()["job_id"])
+
+    jobs, pages = list_all(client, API_KEY, limit=5)
+    assert [j["job_id"] for j in jobs] == made[API_KEY][::-1]  # exactly A's 13, newest first, no repeats
+    assert pages == 3
+    created_at = [j["created_at"] for j in jobs]
+    assert created_at == sorted(created_at, reverse=True)
+    everything, _ = list_all(client, ADMIN_KEY, limit=7)
+    assert {j["job_id"] for j in everything} == set(made[API_KEY]) | set(made[OTHER_KEY])
+
+    for job_id in made[API_KEY]:
+        wait_terminal(client, job_id)
+    completed, _ = list_all(client, API_KEY, limit=4, status="completed")
+    assert [j["job_id"] for j in completed] == made[API_KEY][::-1]
+    assert list_all(client, API_KEY, limit=4, status="failed")[0] == []
+    assert list_all(client, API_KEY, limit=50, model="wav2lip")[0] == []
+
+
+@pytest.mark.parametrize(("params", "field"), [({"cursor": "bm90LWEtY3Vyc29y"}, "cursor"), ({"limit": 0}, "limit")])
+def test_a_bad_list_query_is_a_422_naming_the_parameter(client, params, field):
+    response = client.get("/api/v1/jobs", params=params)
+    assert response.status_code == 422, response.text
+    assert [f["field"] for f in response.json()["error"]["fields"]] == [field]
