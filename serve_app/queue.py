@@ -155,7 +155,9 @@ class JobQueue:
         now = utcnow()
         if record.status == "queued":
             record.status, record.started_at = "processing", record.started_at or now
-        record.stage, record.progress = stage, round(100 * min(max(progress, 0.0), 1.0), 1)
+        # Never backwards within a run: a runner ends at 100 % and the replica then reports "uploading" at 99 %.
+        reported = round(100 * min(max(progress, 0.0), 1.0), 1)
+        record.stage, record.progress = stage, max(record.progress, reported)
         record.heartbeat_at = now
         self._beats[job_id] = time.monotonic()
         self._dirty.add(job_id)
@@ -216,7 +218,7 @@ class JobQueue:
             extra=extra,
         )
         metrics.job_retried(self._model, "crash")
-        record.status, record.stage = "queued", "retrying"
+        record.status, record.stage, record.progress = "queued", "retrying", 0.0  # the next run starts over
         self._changed(record)
         await asyncio.to_thread(self._store.save, record)
         await asyncio.sleep(delay)
