@@ -1,7 +1,7 @@
 # The two commands of the README: `make serve` and `make test`. Both install what they need on first run.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml client/pyproject.toml | sha1sum | cut -c1-12)
 
 # Local-profile secrets: fine for a laptop, never for a deployment (see README, Configuration).
 API_KEYS ?= dev-key
@@ -10,10 +10,10 @@ export API_KEYS WEBHOOK_SECRET
 
 .PHONY: install system-deps serve test test-app test-cluster lint bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev]" -e ./client
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)

@@ -1,12 +1,13 @@
 """Job submissions per second and latency through the gateway, against a bare Serve echo ingress measured in
 the same run on the same Ray cluster. Writes bench/results_gateway.md.
 
-    .venv/bin/python bench/gateway.py [--requests 1500] [--concurrency 8]
+    .venv/bin/python bench/gateway.py [--requests 1500] [--concurrency 8] [--streams 200]
 
 The gateway path is the real one: auth, validation, parameter snapping, the queue's durable write of the
 record and index (local storage), then 201. The model is busy with one long job for the whole run, so the
 burst queues behind it (the case a burst meets in production) and no job execution competes for the CPU
-with the submissions being measured.
+with the submissions being measured. A third row repeats the gateway load with `--streams` SSE streams open
+(on queued jobs, so they stay open), a fourth the plain load again.
 """
 
 from __future__ import annotations
@@ -67,6 +68,44 @@ async def load(url: str, headers: dict, requests: int, concurrency: int) -> tupl
     return requests / elapsed, latencies, errors
 
 
+async def open_streams(
+    client: httpx.AsyncClient, base: str, headers: dict, count: int, stop: asyncio.Event
+) -> list[asyncio.Task]:
+    """`count` SSE streams, one per new job (they stay queued: the one model replica is busy), each read to its
+    first event before this returns; they stay open until `stop` is set."""
+    opened = asyncio.Semaphore(0)
+
+    async def follow(job_id: str) -> None:
+        async with client.stream("GET", f"{base}/api/v1/jobs/{job_id}/events", headers=headers) as response:
+            lines = response.aiter_lines()
+            while not (await anext(lines)).startswith("data:"):
+                pass
+            opened.release()
+            await stop.wait()
+
+    job_ids = []
+    for _ in range(count):
+        response = await client.post(f"{base}/api/v1/generate", json=BODY, headers=headers)
+        job_ids.append(response.json()["job_id"])
+    tasks = [asyncio.create_task(follow(job_id)) for job_id in job_ids]
+    for _ in range(count):
+        await opened.acquire()
+    return tasks
+
+
+async def load_with_streams(base: str, headers: dict, requests: int, concurrency: int, streams: int) -> tuple:
+    """The same closed-loop load while `streams` event streams are open on the same gateway."""
+    stop = asyncio.Event()
+    limits = httpx.Limits(max_connections=streams + 1)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(60, read=None), limits=limits) as client:
+        tasks = await open_streams(client, base, headers, streams, stop)
+        try:
+            return await load(f"{base}/api/v1/generate", headers, requests, concurrency)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] * 1000
 
@@ -75,6 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--streams", type=int, default=200, help="open SSE streams in the third row")
     opts = parser.parse_args()
 
     from serve_app.app import build_app
@@ -111,9 +151,19 @@ def main() -> None:
         asyncio.run(load(url, headers, 100, opts.concurrency))  # warm-up
         rate, latencies, errors = asyncio.run(load(url, headers, opts.requests, opts.concurrency))
         rows.append((name, rate, percentile(latencies, 50), percentile(latencies, 99), errors))
+    rate, latencies, errors = asyncio.run(
+        load_with_streams(f"{base}/gw", auth, opts.requests, opts.concurrency, opts.streams)
+    )
+    rows.append((f"gateway, {opts.streams} open SSE streams", rate, *quantiles(latencies), errors))
+    rate, latencies, errors = asyncio.run(load(f"{base}/gw/api/v1/generate", auth, opts.requests, opts.concurrency))
+    rows.append(("gateway again, streams closed", rate, *quantiles(latencies), errors))
     serve.shutdown()
     ray.shutdown()
     write_results(rows, opts)
+
+
+def quantiles(latencies: list[float]) -> tuple[float, float]:
+    return percentile(latencies, 50), percentile(latencies, 99)
 
 
 def write_results(rows: list[tuple], opts: argparse.Namespace) -> None:
@@ -138,6 +188,9 @@ def write_results(rows: list[tuple], opts: argparse.Namespace) -> None:
         *(f"| {n} | {r:.0f} | {p50:.1f} | {p99:.1f} | {e} |" for n, r, p50, p99, e in rows),
         "",
         f"**Gateway / bare throughput: {ratio:.2f}** (goal: at least 0.5).",
+        f"**With {opts.streams} open event streams / without: {rows[2][1] / rows[1][1]:.2f}** (the streams are on "
+        "queued jobs of the same queue; the last row repeats the plain load after they close, since the queue "
+        "then holds more jobs).",
         "",
     ]
     text = "\n".join(lines)

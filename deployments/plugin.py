@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from deployments.media import MediaInfo
 
 MediaKind = Literal["image", "video", "audio"]
-UploadKey = Annotated[str, Field(pattern=r"^uploads/[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_.-]{1,64}$", max_length=200)]
+UploadKey = Annotated[str, Field(pattern=r"^uploads/[A-Za-z0-9_-]{1,100}/[A-Za-z0-9_.-]{1,64}$", max_length=200)]
 MODEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")  # job ids are `<model>-<hex>`: no dash in a model name
 
 

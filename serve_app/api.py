@@ -8,20 +8,30 @@ here: the generate route's annotation is a value computed at build time, and Fas
 import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPBearer
 
 from serve_app import metrics
 from serve_app.errors import InvalidInput, QueueFull, VideoServeError
-from serve_app.schemas import CreatedView, JobView, PresignDownloadView, PresignUploadRequest, PresignUploadView
+from serve_app.schemas import (
+    TERMINAL,
+    CreatedView,
+    JobListView,
+    JobStatus,
+    JobView,
+    PresignDownloadView,
+    PresignUploadRequest,
+    PresignUploadView,
+)
 
 if TYPE_CHECKING:
     from serve_app.gateway import Gateway
 
 logger = logging.getLogger("serve_app.api")
 bearer = HTTPBearer(auto_error=False, description="One of the keys in the API_KEYS environment variable.")
+MAX_WAIT_S = 60  # Prefer: wait=N; longer holds belong on the event stream
 SECURED = [Depends(bearer)]  # documents the scheme in /docs; the check itself is Gateway.authorize
 
 
@@ -75,6 +85,19 @@ def add_error_handlers(app: FastAPI, model_names: frozenset[str]) -> None:
         return error_response(500, "internal_error", "internal error; the request id is in the server log")
 
 
+def prefer_wait(prefer: str | None) -> int | None:
+    """Seconds asked for by `Prefer: wait=N` (RFC 7240; other preferences are ignored), or None."""
+    for preference in (prefer or "").split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() != "wait":
+            continue
+        seconds = value.strip().strip('"')
+        if not seconds.isdigit() or not 1 <= int(seconds) <= MAX_WAIT_S:
+            raise InvalidInput("Prefer", f"wait={seconds[:20]} must be a whole number of seconds, 1 to {MAX_WAIT_S}")
+        return int(seconds)
+    return None
+
+
 def build_api(gateway: "Gateway", request_type: Any, model_names: frozenset[str]) -> FastAPI:
     """The FastAPI app of one gateway replica: every route delegates to `gateway`."""
     app = FastAPI(
@@ -89,29 +112,65 @@ def build_api(gateway: "Gateway", request_type: Any, model_names: frozenset[str]
         body: request_type,
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+        prefer: Annotated[str | None, Header(description="`wait=N` (1-60): answer when the job ends.")] = None,
     ) -> JSONResponse:
         """Queue a job on its model's queue. Inputs are fetched and stored first; the job is in storage
-        before this answers. The same Idempotency-Key returns the same job (200 instead of 201)."""
-        view, created = await gateway.generate(body, gateway.authorize(request), idempotency_key)
-        return JSONResponse(view.model_dump(mode="json"), status_code=201 if created else 200)
+        before this answers. The same Idempotency-Key returns the same job (200 instead of 201).
+        With `Prefer: wait=N` it answers the job view when the job ends (200) or after N seconds (202)."""
+        caller = gateway.authorize(request)
+        wait_s = prefer_wait(prefer)
+        created_view, created = await gateway.generate(body, caller, idempotency_key)
+        if wait_s is None:
+            return JSONResponse(created_view.model_dump(mode="json"), status_code=201 if created else 200)
+        view = await gateway.wait_job(created_view.job_id, caller, wait_s)
+        response = JSONResponse(view.model_dump(mode="json"), status_code=200 if view.status in TERMINAL else 202)
+        response.headers["Preference-Applied"] = f"wait={wait_s}"
+        return response
+
+    @app.get("/api/v1/jobs", response_model=JobListView, tags=["jobs"], dependencies=SECURED)
+    async def list_jobs(
+        request: Request,
+        status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
+        model: Annotated[str | None, Query(description="Only jobs of this model.", max_length=32)] = None,
+        limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page.")] = 20,
+        cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the page before.")] = None,
+    ) -> JobListView:
+        """The caller's jobs (every job, for an admin key), newest first, a page at a time."""
+        return await gateway.list_jobs(gateway.authorize(request), status, model, limit, cursor)
 
     @app.get("/api/v1/jobs/{job_id}", response_model=JobView, tags=["jobs"], dependencies=SECURED)
     async def get_job(job_id: str, request: Request) -> JobView:
         """The job's status, progress, queue position and, once completed, a signed result URL."""
-        gateway.authorize(request)
-        return await gateway.get_job(job_id)
+        return await gateway.get_job(job_id, gateway.authorize(request))
 
     @app.post("/api/v1/jobs/{job_id}/cancel", response_model=JobView, tags=["jobs"], dependencies=SECURED)
     async def cancel_job(job_id: str, request: Request) -> JobView:
         """Cancel: a queued job never runs; a running one stops at its next step."""
-        gateway.authorize(request)
-        return await gateway.cancel_job(job_id)
+        return await gateway.cancel_job(job_id, gateway.authorize(request))
+
+    @app.get(
+        "/api/v1/jobs/{job_id}/events",
+        tags=["jobs"],
+        dependencies=SECURED,
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def job_events(
+        job_id: str,
+        request: Request,
+        last_event_id: Annotated[str | None, Header(description="Resume after this event id.")] = None,
+    ) -> StreamingResponse:
+        """Server-Sent Events of the job: `progress` (status, stage, progress) on each change, then `done`
+        with the job view, and the stream ends. A comment every 15 s keeps idle connections open."""
+        after = int(last_event_id) if last_event_id and last_event_id.isdigit() else -1  # -1: from the current state
+        lines = await gateway.job_events(job_id, gateway.authorize(request), after)
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # nginx would hold events back
+        return StreamingResponse(lines, media_type="text/event-stream", headers=headers)
 
     @app.post("/api/v1/presign/upload", response_model=PresignUploadView, tags=["files"], dependencies=SECURED)
     async def presign_upload(body: PresignUploadRequest, request: Request) -> PresignUploadView:
         """A URL to PUT one input file to; pass the returned `key` as `image_key`/`video_key`/`audio_key`."""
-        gateway.authorize(request)
-        return gateway.presign_upload(body)
+        return gateway.presign_upload(body, gateway.authorize(request))
 
     @app.get(
         "/api/v1/presign/download/{job_id}",
@@ -121,8 +180,7 @@ def build_api(gateway: "Gateway", request_type: Any, model_names: frozenset[str]
     )
     async def presign_download(job_id: str, request: Request) -> PresignDownloadView:
         """A fresh signed URL of a completed job's mp4."""
-        gateway.authorize(request)
-        return await gateway.presign_download(job_id)
+        return await gateway.presign_download(job_id, gateway.authorize(request))
 
     @app.get("/files/{key:path}", include_in_schema=False)
     async def download_file(key: str, expires: int, signature: str) -> FileResponse:

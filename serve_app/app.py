@@ -69,7 +69,7 @@ def build_app_from(catalogue: Catalogue, args: SpineArgs) -> Application:
     gateway = serve.deployment(serve.ingress()(Gateway)).options(
         name="Gateway",
         num_replicas=spine.gateway.num_replicas,
-        max_ongoing_requests=200,
+        max_ongoing_requests=spine.gateway.max_ongoing_requests,  # open event streams count here
         ray_actor_options={"num_cpus": spine.gateway.num_cpus},
     )
     return gateway.bind(spine, secrets, catalogue.specs, catalogue.request_type, enabled, queues)

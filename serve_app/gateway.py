@@ -6,13 +6,16 @@ The routes themselves are in `serve_app.api`, built per replica from the catalog
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
+import json
 import logging
 import mimetypes
 import re
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +38,23 @@ from serve_app.errors import (
     Unavailable,
     VideoServeError,
 )
+from serve_app.jobstore import listing_prefix
 from serve_app.netguard import BlockedURL, pin_public_url
-from serve_app.schemas import CreatedView, JobView, PresignDownloadView, PresignUploadRequest, PresignUploadView
+from serve_app.schemas import (
+    Caller,
+    CreatedView,
+    JobListView,
+    JobView,
+    PresignDownloadView,
+    PresignUploadRequest,
+    PresignUploadView,
+)
 from serve_app.settings import Secrets, SpineArgs
-from serve_app.staging import InputStager
+from serve_app.staging import InputStager, input_sources
 from serve_app.storage import LocalStorage, build_storage
 
 logger = logging.getLogger("serve_app.gateway")
+LIST_ENTRY = re.compile(r"\d{13}-[a-z][a-z0-9_]{0,31}-[0-9a-f]{32}")  # jobstore.listing_keys
 JOB_SUFFIX = re.compile(r"[0-9a-f]{32}")  # job ids are `<model>-<uuid4 hex>` (see generate)
 
 
@@ -74,7 +87,7 @@ class Gateway:
         self._specs = {spec.name: spec for spec in specs}
         self._request_type = request_type
         self._model_args, self._queues = model_args, queues
-        self._keys = [k.get_secret_value().encode() for k in secrets.api_keys]
+        self._keys = [(k.key.get_secret_value().encode(), Caller(k.key_id, k.admin)) for k in secrets.api_keys]
         self._storage = build_storage(args.storage, secrets)
         self._stager = InputStager(self._storage, args.inputs)
         if args.gateway.require_auth and not self._keys:
@@ -86,7 +99,7 @@ class Gateway:
 
     # ---- jobs -----------------------------------------------------------------------------------
 
-    async def generate(self, body: BaseModel, key_id: str, idempotency_key: str | None) -> tuple[CreatedView, bool]:
+    async def generate(self, body: BaseModel, caller: Caller, idempotency_key: str | None) -> tuple[CreatedView, bool]:
         """Plan, stage and queue a job; returns (view, created). The job is in storage before this returns;
         the same Idempotency-Key returns the same job with created False."""
         model = body.model  # type: ignore[attr-defined]
@@ -97,7 +110,8 @@ class Gateway:
         params = spec.plan(body, self._model_args[model])
         webhook_url = body.webhook_url  # type: ignore[attr-defined]
         await self._check_webhook(webhook_url)
-        idem = _digest(key_id, idempotency_key) if idempotency_key else None
+        self._check_upload_owner(spec, body, caller)
+        idem = _digest(caller.key_id, idempotency_key) if idempotency_key else None
         body_hash = _digest(body.model_dump_json()) if idem else None
         if idem and (existing := await call(queue.find_idempotent.remote(idem, body_hash))):
             return CreatedView(**existing.model_dump()), False
@@ -105,7 +119,9 @@ class Gateway:
         inputs = await self._stager.stage(job_id, body, spec, self._model_args[model])
         try:
             view, created = await call(
-                queue.submit.remote(job_id, params, inputs, str(webhook_url) if webhook_url else None, idem, body_hash)
+                queue.submit.remote(
+                    job_id, params, inputs, str(webhook_url) if webhook_url else None, idem, body_hash, caller.key_id
+                )
             )
         except (Unavailable, asyncio.CancelledError):
             # The queue died, or the client left, with the submit in flight, maybe after the job was stored: the
@@ -119,28 +135,72 @@ class Gateway:
             await asyncio.to_thread(self._storage.delete_prefix, f"jobs/{job_id}")
         return CreatedView(**view.model_dump()), created
 
-    async def get_job(self, job_id: str) -> JobView:
-        """The job's current view, from its model's queue."""
-        return await call(self._queue_of(job_id).get.remote(job_id))
+    async def get_job(self, job_id: str, caller: Caller) -> JobView:
+        """The job's current view, from its model's queue; another key's job is a 404."""
+        return await call(self._queue_of(job_id).get.remote(job_id, caller.scope))
 
-    async def cancel_job(self, job_id: str) -> JobView:
+    async def cancel_job(self, job_id: str, caller: Caller) -> JobView:
         """Cancel through the job's queue: a queued job never runs; a running one stops at its next step."""
-        return await call(self._queue_of(job_id).cancel.remote(job_id))
+        return await call(self._queue_of(job_id).cancel.remote(job_id, caller.scope))
+
+    async def list_jobs(
+        self, caller: Caller, status: str | None, model: str | None, limit: int, cursor: str | None
+    ) -> JobListView:
+        """A page of the caller's jobs (every job for an admin), newest first, from the list index written at
+        create: a page reads about `limit` index entries, more only when filters skip some."""
+        prefix = listing_prefix(caller.scope)
+        start_after = prefix + decode_cursor(cursor) if cursor else ""
+        jobs: list[JobView] = []
+        while True:
+            keys = await asyncio.to_thread(self._storage.list_page, prefix, start_after, limit)
+            entries = [k.removeprefix(prefix) for k in keys]
+            wanted = [e for e in entries if self._listable(e, model)]
+            views = await asyncio.gather(*(self._view_or_none(e.partition("-")[2], caller) for e in wanted))
+            for entry, view in zip(wanted, views, strict=True):
+                if view is not None and (status is None or view.status == status):
+                    jobs.append(view)
+                    if len(jobs) == limit:
+                        return JobListView(jobs=jobs, next_cursor=encode_cursor(entry))
+            if len(keys) < limit:
+                return JobListView(jobs=jobs, next_cursor=None)
+            start_after = keys[-1]
+
+    def _listable(self, entry: str, model: str | None) -> bool:
+        job_model = entry.split("-")[1]
+        return job_model in self._queues and (model is None or job_model == model)
+
+    async def _view_or_none(self, job_id: str, caller: Caller) -> JobView | None:
+        try:
+            return await self.get_job(job_id, caller)
+        except JobNotFound:  # deleted by retention between the listing and the read
+            return None
+
+    async def wait_job(self, job_id: str, caller: Caller, timeout_s: float) -> JobView:
+        """The job's view once it ends or after `timeout_s` (`Prefer: wait`)."""
+        return await call(self._queue_of(job_id).wait.remote(job_id, caller.scope, timeout_s))
+
+    async def job_events(self, job_id: str, caller: Caller, after: int) -> AsyncIterator[str]:
+        """The job's changes as Server-Sent Events, fed by its queue's stream, with a keep-alive comment
+        whenever it is quiet; ends after the terminal event. Checks visibility before the first byte."""
+        await self.get_job(job_id, caller)  # a 404 must be an HTTP answer, not a broken stream
+        stream = self._queue_of(job_id).options(stream=True).events.remote(job_id, caller.scope, after)
+        return sse_lines(stream, self._args.gateway.keepalive_s)
 
     # ---- uploads and downloads ------------------------------------------------------------------
 
-    def presign_upload(self, body: PresignUploadRequest) -> PresignUploadView:
-        """A signed PUT URL under `uploads/`, named by input type and MIME subtype."""
+    def presign_upload(self, body: PresignUploadRequest, caller: Caller) -> PresignUploadView:
+        """A signed PUT URL under `uploads/{key_id}-{group}/`, named by input type and MIME subtype."""
         subtype = re.sub(r"[^a-z0-9]", "", body.content_type.split("/")[1].lower())[:10] or "bin"
         ext = (mimetypes.guess_extension(body.content_type) or subtype).lstrip(".")  # audio/wav is not in mimetypes
-        key = f"uploads/{body.job_id or uuid.uuid4().hex}/{body.input_type}-{uuid.uuid4().hex[:8]}.{ext}"
+        group = f"{upload_prefix(caller.key_id)}{body.job_id or uuid.uuid4().hex}"
+        key = f"{group}/{body.input_type}-{uuid.uuid4().hex[:8]}.{ext}"
         expires = self._args.storage.presign_expires_s
         url = self._storage.presign_put(key, body.content_type, expires)
         return PresignUploadView(upload_url=url, key=key, expires_in=expires)
 
-    async def presign_download(self, job_id: str) -> PresignDownloadView:
+    async def presign_download(self, job_id: str, caller: Caller) -> PresignDownloadView:
         """A fresh signed URL of a completed job's output."""
-        view: JobView = await self.get_job(job_id)
+        view: JobView = await self.get_job(job_id, caller)
         if view.status != "completed" or view.result_url is None:
             raise JobNotReady(f"job {job_id} is {view.status}; only completed jobs have a video")
         return PresignDownloadView(download_url=view.result_url, expires_in=self._args.storage.presign_expires_s)
@@ -190,17 +250,24 @@ class Gateway:
 
     # ---- helpers --------------------------------------------------------------------------------
 
-    def authorize(self, request: Request) -> str:
-        """Check the Bearer key in constant time; returns a short id of the key (never the key)."""
+    def authorize(self, request: Request) -> Caller:
+        """Check the Bearer key in constant time against every key; returns the caller (a key id, never the key)."""
         if not self._args.gateway.require_auth:
-            return "anonymous"
+            return Caller("anonymous")
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         presented = token.strip().encode()
         if scheme.lower() == "bearer" and presented:
-            matches = [hmac.compare_digest(presented, key) for key in self._keys]  # no early exit
-            if any(matches):
-                return _digest(token.strip())[:12]
+            matched = [caller for key, caller in self._keys if hmac.compare_digest(presented, key)]  # no early exit
+            if matched:
+                return matched[0]
         raise Unauthorized("missing or invalid API key; send Authorization: Bearer <key>")
+
+    def _check_upload_owner(self, spec: ModelSpec, body: BaseModel, caller: Caller) -> None:
+        """An uploaded input must be the caller's own upload (its key carries the uploader's key id)."""
+        for source in input_sources(spec, body):
+            uploaded = not source.field.endswith(("_url", "_base64"))
+            if uploaded and not caller.admin and not source.value.startswith(upload_prefix(caller.key_id)):
+                raise InvalidInput(source.field, f"no upload at {source.value[:200]} for this API key")
 
     def _queue_of(self, job_id: str) -> DeploymentHandle:
         """The queue that owns `job_id`, read from its `<model>-<hex>` shape; anything else never exists."""
@@ -224,6 +291,52 @@ class Gateway:
             await pin_public_url(str(url), self._args.webhooks.allow_networks)
         except BlockedURL as exc:
             raise InvalidInput("webhook_url", f"refused: {exc}") from None
+
+
+async def sse_lines(stream: Any, keepalive_s: float) -> AsyncIterator[str]:
+    """Each queue event as an SSE message; a comment when none came for `keepalive_s` (proxies drop idle
+    connections). The pending read is kept across keep-alives: cancelling it would end the handle stream."""
+    events = aiter(stream)
+    next_event = asyncio.ensure_future(anext(events))
+    try:
+        while True:
+            done, _ = await asyncio.wait({next_event}, timeout=keepalive_s)
+            if not done:
+                yield ": keep-alive\n\n"
+                continue
+            try:
+                event = next_event.result()
+            except StopAsyncIteration:
+                return
+            except (RayActorError, RayTaskError) as exc:  # the client reconnects with Last-Event-ID
+                logger.warning("event stream ended early: %s", type(exc).__name__)
+                return
+            yield f"id: {event['id']}\nevent: {event['event']}\ndata: {json.dumps(event['data'])}\n\n"
+            next_event = asyncio.ensure_future(anext(events))
+    finally:
+        next_event.cancel()
+        stream.cancel()
+
+
+def encode_cursor(entry: str) -> str:
+    """The opaque cursor of a list page: the last index entry it returned."""
+    return base64.urlsafe_b64encode(entry.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The index entry a cursor stands for; a 422 on `cursor` for anything this server did not make."""
+    try:
+        entry = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        entry = ""
+    if not LIST_ENTRY.fullmatch(entry):
+        raise InvalidInput("cursor", "is not a cursor from a previous page of this list")
+    return entry
+
+
+def upload_prefix(key_id: str) -> str:
+    """Where a key's uploads go: its id first, so staging can tell whose upload a key is."""
+    return f"uploads/{key_id}-"
 
 
 def _digest(*parts: str | None) -> str:

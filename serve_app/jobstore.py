@@ -8,12 +8,15 @@ index/{model}/webhooks/{job_id}             a terminal job whose webhook is not 
 index/{model}/idempotency/{sha256}          -> job_id
 index/{model}/finished/{epoch}-{job_id}     for the retention sweep (keys sort by time)
 index/{model}/quarantine/{job_id}           an entry with no usable record, moved aside at recovery
+index/owners/{key_id}/{inverted}-{job_id}   the jobs of one API key, newest first (inverted creation time)
+index/created/{inverted}-{job_id}           every job, newest first (what an admin key lists)
 ```
 All calls block (boto3); the queue runs them in threads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from datetime import datetime
@@ -35,12 +38,28 @@ class JobResult(BaseModel):
     weights: str | None = None
 
 
+OWNERS_INDEX, CREATED_INDEX = "index/owners", "index/created"
+INVERTED_MS_BASE = 10**13  # ms since 1970 stays under this until the year 2286; keys sort newest first
+
+
 def record_key(job_id: str) -> str:
     return f"jobs/{job_id}/job.json"
 
 
 def result_key(job_id: str) -> str:
     return f"jobs/{job_id}/result.json"
+
+
+def listing_keys(record: JobRecord) -> list[str]:
+    """The list-index entries of a job: its owner's (if it has one) and the global one."""
+    entry = f"{INVERTED_MS_BASE - int(record.created_at.timestamp() * 1000):013d}-{record.job_id}"
+    owner = [f"{OWNERS_INDEX}/{record.owner}/{entry}"] if record.owner else []
+    return [*owner, f"{CREATED_INDEX}/{entry}"]
+
+
+def listing_prefix(owner: str | None) -> str:
+    """Where the jobs of `owner` (None: every owner) are listed, newest first."""
+    return f"{OWNERS_INDEX}/{owner}/" if owner is not None else f"{CREATED_INDEX}/"
 
 
 class JobStore:
@@ -60,6 +79,8 @@ class JobStore:
         """Record first, index second: a crash between them leaves an orphan record, never a phantom job."""
         self.save(record)
         self.storage.put_bytes(f"{self._index}/active/{record.job_id}", b"")
+        for key in listing_keys(record):
+            self.storage.put_bytes(key, b"")
         if record.idempotency_hash:
             marker = f"{record.job_id} {body_hash or ''}".encode()
             self.storage.put_bytes(f"{self._index}/idempotency/{record.idempotency_hash}", marker)
@@ -115,6 +136,9 @@ class JobStore:
                 break
             if key_hash := self.storage.get_bytes(key).decode():
                 self.storage.delete(f"{self._index}/idempotency/{key_hash}")
+            with contextlib.suppress(NotFound):
+                for listing in listing_keys(self.load(job_id)):
+                    self.storage.delete(listing)
             self.storage.delete_prefix(f"jobs/{job_id}")
             self.storage.delete(key)
             removed += 1

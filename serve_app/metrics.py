@@ -246,6 +246,7 @@ TIMED_OPERATIONS = (
     "download",
     "size",
     "list_keys",
+    "list_page",
     "delete",
     "delete_prefix",
     "copy",

@@ -9,8 +9,10 @@ restart rebuilds its backlog from `index/{model}/active/`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ray.serve.handle import DeploymentHandle
@@ -51,6 +53,7 @@ class JobQueue:
         self._adopted: dict[str, float] = {}  # running before a restart: job -> monotonic deadline
         self._beats: dict[str, float] = {}
         self._dirty: set[str] = set()
+        self._watchers: dict[str, set[asyncio.Event]] = {}  # job -> one event per open stream or wait
         self._counts = {"completed": 0, "failed": 0, "cancelled": 0}
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task] = set()
@@ -68,6 +71,7 @@ class JobQueue:
         webhook_url: str | None,
         idempotency_hash: str | None = None,
         body_hash: str | None = None,
+        owner: str | None = None,
     ) -> tuple[JobView, bool]:
         """Persist a new job and queue it; returns (view, created). An idempotent replay returns the old job."""
         async with self._lock:
@@ -86,6 +90,7 @@ class JobQueue:
                 output_key=f"jobs/{job_id}/output.mp4",
                 webhook=WebhookState(url=webhook_url) if webhook_url else None,
                 idempotency_hash=idempotency_hash,
+                owner=owner,
             )
             await asyncio.to_thread(self._store.create, record, body_hash)  # durable before the 201
             self._jobs[job_id] = record
@@ -95,17 +100,15 @@ class JobQueue:
         self._pump()
         return self._view(record), True
 
-    async def get(self, job_id: str) -> JobView:
-        """The job's current view, from memory while unfinished, else from storage."""
-        if job_id in self._jobs:
-            return self._view(self._jobs[job_id])
-        return self._view(await self._load(job_id))
+    async def get(self, job_id: str, scope: str | None = None) -> JobView:
+        """The job's current view, if `scope` (an owner's key id; None for an admin) may see it."""
+        return self._view(await self._visible(job_id, scope))
 
-    async def cancel(self, job_id: str) -> JobView:
+    async def cancel(self, job_id: str, scope: str | None = None) -> JobView:
         """A queued job never runs; a running one stops at its next step (the model sees the flag)."""
+        record = await self._visible(job_id, scope)
         if job_id not in self._jobs:
-            return self._view(await self._load(job_id))  # already terminal: cancelling is a no-op
-        record = self._jobs[job_id]
+            return self._view(record)  # already terminal: cancelling is a no-op
         record.cancel_requested = True
         if job_id in self._pending:
             self._pending.remove(job_id)
@@ -113,6 +116,34 @@ class JobQueue:
         else:
             self._dirty.add(job_id)
         return self._view(record)
+
+    async def events(self, job_id: str, scope: str | None = None, after: int = -1) -> AsyncIterator[dict[str, Any]]:
+        """The job's state now and its changes as they happen (a streaming handle call), each newer than revision
+        `after` (-1: all):
+        `progress` events with status, stage and progress, then one `done` event with the job view; it ends
+        there. Changes between two reads coalesce, so a slow reader never makes the queue buffer."""
+        record = await self._visible(job_id, scope)
+        changed = asyncio.Event()
+        self._watchers.setdefault(job_id, set()).add(changed)
+        try:
+            while True:
+                changed.clear()  # before reading the state, so a change made while we yield is not lost
+                if record.revision > after:
+                    after = record.revision
+                    yield self._event(record)
+                if record.terminal:
+                    return
+                await changed.wait()
+        finally:
+            self._unwatch(job_id, changed)
+
+    async def wait(self, job_id: str, scope: str | None, timeout_s: float) -> JobView:
+        """The job's view once it ends, or after `timeout_s`, whichever comes first (`Prefer: wait`)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s), contextlib.aclosing(self.events(job_id, scope)) as events:
+                async for _ in events:
+                    pass
+        return await self.get(job_id, scope)
 
     async def counts(self) -> dict[str, int]:
         """Per-model counts for /health: unfinished now, and finished since this replica started."""
@@ -124,15 +155,19 @@ class JobQueue:
     async def report(self, job_id: str, attempt: int, stage: str, progress: float) -> bool:
         """Progress and heartbeat from a model replica. Returns True when the run should stop."""
         record = self._jobs.get(job_id)
-        if record is None or attempt != record.attempts:
-            return True  # finished, or a stale run superseded by a retry
+        if record is None or record.terminal or attempt != record.attempts:
+            # finished (a late report may land while the terminal record is being saved), or a stale run
+            return True
         now = utcnow()
         if record.status == "queued":
             record.status, record.started_at = "processing", record.started_at or now
-        record.stage, record.progress = stage, round(100 * min(max(progress, 0.0), 1.0), 1)
+        # Never backwards within a run: a runner ends at 100 % and the replica then reports "uploading" at 99 %.
+        reported = round(100 * min(max(progress, 0.0), 1.0), 1)
+        record.stage, record.progress = stage, max(record.progress, reported)
         record.heartbeat_at = now
         self._beats[job_id] = time.monotonic()
         self._dirty.add(job_id)
+        self._changed(record)
         return record.cancel_requested
 
     # ---- dispatch and retries -------------------------------------------------------------------
@@ -211,7 +246,8 @@ class JobQueue:
             extra=extra,
         )
         metrics.job_retried(self._model, "lost_heartbeat" if isinstance(exc, RunLost) else "crash")
-        record.status, record.stage = "queued", "retrying"
+        record.status, record.stage, record.progress = "queued", "retrying", 0.0  # the next run starts over
+        self._changed(record)
         await asyncio.to_thread(self._store.save, record)
         await asyncio.sleep(delay)
 
@@ -232,12 +268,14 @@ class JobQueue:
             record.error, record.details, record.weights = result.error, result.details, result.weights
         if status == "completed":
             record.progress = 100.0
+        record.revision += 1  # saved with the terminal record: a stream resumed later still sees the end
         await asyncio.to_thread(self._store.finish, record, record.webhook is not None)
         self._jobs.pop(record.job_id, None)
         self._adopted.pop(record.job_id, None)
         self._beats.pop(record.job_id, None)
         self._dirty.discard(record.job_id)
         self._counts[status] += 1
+        self._changed(record, bump=False)
         metrics.job_finished(record)
         logger.info("job %s %s", record.job_id, status, extra={"job_id": record.job_id, "model": self._model})
         if record.webhook is not None:
@@ -386,6 +424,13 @@ class JobQueue:
             raise IdempotencyConflict("Idempotency-Key was already used with a different request body")
         return view
 
+    async def _visible(self, job_id: str, scope: str | None) -> JobRecord:
+        """The record, from memory while unfinished, else from storage; another owner's job does not exist."""
+        record = self._jobs.get(job_id) or await self._load(job_id)
+        if scope is not None and record.owner != scope:
+            raise JobNotFound(f"no job {job_id}")  # the same answer as a missing job: ids are not an oracle
+        return record
+
     async def _load(self, job_id: str) -> JobRecord:
         try:
             record = await asyncio.to_thread(self._store.load, job_id)
@@ -421,6 +466,26 @@ class JobQueue:
             details=record.details,
             weights=record.weights,
         )
+
+    def _changed(self, record: JobRecord, bump: bool = True) -> None:
+        """A visible change of a job: a new revision (the SSE event id) and a wake-up for its streams."""
+        if bump:
+            record.revision += 1
+        for watcher in self._watchers.get(record.job_id, ()):
+            watcher.set()
+
+    def _unwatch(self, job_id: str, watcher: asyncio.Event) -> None:
+        watchers = self._watchers.get(job_id, set())
+        watchers.discard(watcher)
+        if not watchers:
+            self._watchers.pop(job_id, None)
+
+    def _event(self, record: JobRecord) -> dict[str, Any]:
+        """One stream event: its id (the record's revision), its name, and its data."""
+        if record.terminal:
+            return {"id": record.revision, "event": "done", "data": self._view(record).model_dump(mode="json")}
+        data = {"status": record.status, "stage": record.stage, "progress": record.progress}
+        return {"id": record.revision, "event": "progress", "data": data}
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -3,6 +3,7 @@ its own package (its `ModelSpec.request`). `Field(description=...)` is the API d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -28,6 +29,19 @@ class PresignUploadRequest(BaseModel):
         if self.content_type.split("/")[0] != self.input_type:
             raise ValueError(f"content_type: {self.content_type} is not an {self.input_type} type")
         return self
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the id of their key (never the key) and whether it is an admin key."""
+
+    key_id: str
+    admin: bool = False
+
+    @property
+    def scope(self) -> str | None:
+        """The owner whose jobs this caller may see; None (every owner) for an admin key."""
+        return None if self.admin else self.key_id
 
 
 class JobError(BaseModel):
@@ -61,6 +75,8 @@ class JobRecord(BaseModel):
     webhook: WebhookState | None = None
     cancel_requested: bool = False
     idempotency_hash: str | None = None
+    owner: str | None = None  # the key id of the creator; records from before ownership have none
+    revision: int = 0  # bumped on every visible change; the id of the job's SSE events
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -90,6 +106,13 @@ class JobView(BaseModel):
     params: dict[str, Any] = Field(description="The parameters used, after snapping.")
     details: dict[str, Any] = Field(description="What the model reported using (sizes, frames, seed).")
     weights: str | None = Field(description="Weights source; 'random-tiny' means no real model is loaded.")
+
+
+class JobListView(BaseModel):
+    """`GET /api/v1/jobs`: a page of the caller's jobs, newest first."""
+
+    jobs: list[JobView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
 class CreatedView(BaseModel):

@@ -6,7 +6,9 @@ Both are read once, by the app builder, and handed to each deployment's construc
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Mapping
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any, Literal
@@ -78,6 +80,10 @@ class GatewayArgs(_Args):
     num_replicas: PositiveInt = Field(1, description="Gateway replicas (stateless).")
     num_cpus: float = Field(0.5, ge=0, description="CPUs reserved per gateway replica.")
     require_auth: bool = Field(True, description="Require a Bearer key from API_KEYS on /api routes.")
+    max_ongoing_requests: PositiveInt = Field(
+        1000, description="Requests one gateway replica holds at once; each open event stream is one."
+    )
+    keepalive_s: PositiveFloat = Field(15, description="Comment sent on an idle event stream this often.")
 
 
 class SpineArgs(_Args):
@@ -107,19 +113,53 @@ def app_args_model(sections: Mapping[str, type[ModelArgs]]) -> type[SpineArgs]:
     )
 
 
+TENANT_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")  # no dash: an upload prefix is `{key_id}-{group}`
+
+
+class ApiKey(BaseModel):
+    """One Bearer key and the id that stands for it in job records and logs (never the key itself)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key_id: str
+    key: SecretStr
+    admin: bool = False
+
+    @classmethod
+    def parse(cls, entry: str, admin: bool = False) -> ApiKey:
+        """`name:key` names the tenant; a plain key's id is a hash of it."""
+        name, sep, key = entry.partition(":")
+        if not sep:
+            return cls(key_id=key_id_of(entry), key=SecretStr(entry), admin=admin)
+        if not TENANT_NAME.fullmatch(name) or not key:
+            raise ValueError(f"API key entry named {name[:40]!r}: expected name:key with name matching [A-Za-z0-9_]")
+        return cls(key_id=name, key=SecretStr(key), admin=admin)
+
+
+def key_id_of(key: str) -> str:
+    """The id of a plain key: a short hash, stable across restarts (idempotency keys are scoped by it)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def parse_keys(value: str, admin: bool = False) -> tuple[ApiKey, ...]:
+    """A comma-separated list of `key` or `name:key` entries."""
+    return tuple(ApiKey.parse(entry.strip(), admin) for entry in value.split(",") if entry.strip())
+
+
 class Secrets(BaseModel):
     """Secrets, from the environment only; never logged, never written to a job record."""
 
     model_config = ConfigDict(frozen=True)
 
-    api_keys: tuple[SecretStr, ...] = ()
+    api_keys: tuple[ApiKey, ...] = ()
     webhook_secret: SecretStr | None = None
     url_signing_secret: SecretStr | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Secrets:
-        """API_KEYS (comma-separated), WEBHOOK_SECRET (whsec_...), URL_SIGNING_SECRET (local storage links)."""
-        keys = tuple(SecretStr(k.strip()) for k in environ.get("API_KEYS", "").split(",") if k.strip())
+        """API_KEYS and ADMIN_API_KEYS (comma-separated `key` or `name:key`), WEBHOOK_SECRET (whsec_...),
+        URL_SIGNING_SECRET (local storage links)."""
+        keys = parse_keys(environ.get("API_KEYS", "")) + parse_keys(environ.get("ADMIN_API_KEYS", ""), admin=True)
         return cls(
             api_keys=keys,
             webhook_secret=environ.get("WEBHOOK_SECRET") or None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import itertools
 import os
 import shutil
 import time
@@ -32,6 +33,7 @@ class Storage(Protocol):
     def download(self, key: str, path: Path) -> None: ...
     def size(self, key: str) -> int | None: ...
     def list_keys(self, prefix: str) -> list[str]: ...
+    def list_page(self, prefix: str, start_after: str, limit: int) -> list[str]: ...
     def delete(self, key: str) -> None: ...
     def delete_prefix(self, prefix: str) -> None: ...
     def copy(self, src: str, dst: str) -> None: ...
@@ -126,6 +128,13 @@ class LocalStorage:
             return []
         keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
         return sorted(k for k in keys if not k.rsplit("/", 1)[-1].startswith("."))
+
+    def list_page(self, prefix: str, start_after: str, limit: int) -> list[str]:
+        """Up to `limit` keys directly under the folder `prefix`, in order, after the key `start_after`."""
+        base = self.root / prefix.rstrip("/")
+        names = sorted(n for n in os.listdir(base) if not n.startswith(".")) if base.is_dir() else []
+        keys = (f"{prefix.rstrip('/')}/{n}" for n in names)
+        return list(itertools.islice((k for k in keys if k > start_after), limit))
 
     def delete(self, key: str) -> None:
         self.local_path(key).unlink(missing_ok=True)
@@ -236,6 +245,14 @@ class S3Storage:
         full = self._key(prefix.rstrip("/")) + ("/" if prefix.endswith("/") else "")
         pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=full)
         return [o["Key"][strip:] for page in pages for o in page.get("Contents", [])]
+
+    def list_page(self, prefix: str, start_after: str, limit: int) -> list[str]:
+        """Up to `limit` keys under `prefix`, in order, after the key `start_after`: one request."""
+        strip = len(self._prefix) + 1 if self._prefix else 0
+        options = {"StartAfter": self._key(start_after)} if start_after else {}
+        folder = self._key(prefix.rstrip("/")) + "/"
+        page = self._s3.list_objects_v2(Bucket=self._bucket, Prefix=folder, MaxKeys=limit, **options)
+        return [o["Key"][strip:] for o in page.get("Contents", [])]
 
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self._bucket, Key=self._key(key))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from serve_app.jobstore import JobStore
+from serve_app.jobstore import JobStore, listing_prefix
 from serve_app.schemas import JobRecord
 from serve_app.storage import LocalStorage
 
@@ -48,3 +48,17 @@ def test_retention_deletes_old_jobs_with_their_keys_and_keeps_recent_ones(tmp_pa
     assert storage.list_keys("jobs/ltx2-old/") == [] and store.find_idempotent("h-old") is None
     assert storage.size("jobs/ltx2-new/output.mp4") == 3 and store.find_idempotent("h-new") == ("ltx2-new", "b")
     assert store.sweep_finished(older_than_s=7 * 86400) == 0
+
+
+def test_the_list_index_is_per_owner_newest_first_and_pages_after_a_key(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path, "http://gw", b"k")
+    store = JobStore(storage, "ltx2")
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    for i in range(5):
+        job = record(f"ltx2-{i}")
+        job.owner, job.created_at = ("a" if i % 2 == 0 else "b"), start + timedelta(seconds=i)
+        store.create(job)
+    owned = storage.list_page(listing_prefix("a"), "", 10)
+    assert [k.rsplit("-", 1)[1] for k in owned] == ["4", "2", "0"]
+    assert storage.list_page(listing_prefix("a"), owned[0], 1) == owned[1:2]
+    assert len(storage.list_page(listing_prefix(None), "", 10)) == 5

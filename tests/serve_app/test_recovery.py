@@ -13,8 +13,9 @@ import httpx
 
 from serve_app.jobstore import JobStore
 from serve_app.schemas import JobRecord, utcnow
+from serve_app.settings import key_id_of
 from serve_app.storage import LocalStorage
-from tests.conftest import app_args, wait_terminal, wait_until
+from tests.conftest import API_KEY, app_args, wait_terminal, wait_until
 
 
 def job_id(model: str = "ltx2") -> str:
@@ -22,9 +23,11 @@ def job_id(model: str = "ltx2") -> str:
 
 
 def record(model: str = "ltx2", **fields: Any) -> JobRecord:
+    """A job of the tests' own key, as the queue would have stored it."""
     new = job_id(model)
     params = {"prompt": "recovered", "num_frames": 9}
-    return JobRecord(job_id=new, model=model, params=params, output_key=f"jobs/{new}/output.mp4", **fields)
+    output = f"jobs/{new}/output.mp4"
+    return JobRecord(job_id=new, model=model, params=params, output_key=output, owner=key_id_of(API_KEY), **fields)
 
 
 def storage_of(local_storage: dict[str, Any]) -> LocalStorage:

@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from serve_app.catalogue import AppArgs
-from serve_app.settings import Secrets
+from serve_app.settings import Secrets, key_id_of
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,9 +22,24 @@ def test_an_unknown_key_fails_and_names_the_key() -> None:
 
 def test_secrets_parse_from_the_environment_and_never_print() -> None:
     secrets = Secrets.from_env({"API_KEYS": " k1, k2 ,,", "WEBHOOK_SECRET": "whsec_abc"})
-    assert [k.get_secret_value() for k in secrets.api_keys] == ["k1", "k2"]
+    assert [k.key.get_secret_value() for k in secrets.api_keys] == ["k1", "k2"]
     assert "k1" not in repr(secrets) and "whsec_abc" not in repr(secrets)
     assert Secrets.from_env({}).webhook_secret is None
+
+
+def test_api_keys_may_name_their_tenant_and_admin_keys_are_marked() -> None:
+    secrets = Secrets.from_env({"API_KEYS": "acme:k1, k2", "ADMIN_API_KEYS": "ops:k3"})
+    acme, plain, ops = secrets.api_keys
+    assert (acme.key_id, acme.key.get_secret_value(), acme.admin) == ("acme", "k1", False)
+    assert plain.key_id == key_id_of("k2") and len(plain.key_id) == 12 and "k2" not in plain.key_id
+    assert (ops.key_id, ops.admin) == ("ops", True)
+    assert "k1" not in repr(secrets) and "k3" not in repr(secrets)
+
+
+@pytest.mark.parametrize("entry", ["bad-name:k", "a b:k", "acme:"])
+def test_a_malformed_named_key_fails_and_names_the_entry(entry: str) -> None:
+    with pytest.raises(ValueError, match="name:key"):
+        Secrets.from_env({"API_KEYS": entry})
 
 
 def leaf_fields(model: type[BaseModel]) -> set[str]:
