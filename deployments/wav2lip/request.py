@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, HttpUrl, model_validator
 
 from deployments.plugin import JobRequest, UploadKey, exactly_one
+from deployments.wav2lip.timing import SyncMode
 
 FACE_FIELDS = ("video_url", "video_key", "image_url", "image_key")
 
@@ -28,6 +29,13 @@ class Wav2LipRequest(JobRequest):
     smooth: bool = Field(True, description="Average face boxes over 5 frames to steady the mouth region.")
     blend: Literal["feather", "hard"] = Field("feather", description="Feathered paste, or the official hard box.")
     on_no_face: Literal["keep", "fail"] = Field("keep", description="A frame without a face: keep it, or fail.")
+    sync_mode: SyncMode = Field(
+        "loop",
+        description="When audio and video lengths differ. loop: the video restarts (output = audio length); "
+        "bounce: it plays forward then backward (audio length); remap: it is time-stretched over the audio; "
+        "cut_off: both are cut to the shorter; silence: the output lasts the video, the audio padded with "
+        "silence (or cut). A still image allows only loop.",
+    )
 
     @model_validator(mode="after")
     def _one_face_one_audio(self) -> Wav2LipRequest:
