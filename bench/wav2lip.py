@@ -67,7 +67,7 @@ def configurations(device: str, detector_weights: str | None) -> dict[str, dict]
     common = {"device": device, "detector_weights": detector_weights}
     return {
         "baseline (official shape)": common | {"batch_size": 128, "face_det_batch_size": 16, "detect_every": 1,
-                                               "detect_max_side": None, "half_precision": False},
+                                               "detect_max_side": None, "precision": "fp32"},
         "defaults": common,
         "defaults but detect_every=1": common | {"detect_every": 1},
     }  # fmt: skip

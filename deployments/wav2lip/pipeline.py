@@ -26,6 +26,7 @@ from deployments.wav2lip import audio as mels
 from deployments.wav2lip import face, timing
 from deployments.wav2lip.args import Wav2LipArgs
 from deployments.wav2lip.network import IMG_SIZE, MEL_STEPS, Wav2Lip
+from deployments.wav2lip.request import SpeakerPoint
 from serve_app.errors import JobFailed
 
 _MUX_RATE = 48_000  # output audio rate; AAC's most common
@@ -46,6 +47,7 @@ class SyncParams(BaseModel):
     blend: Literal["feather", "hard"] = "feather"
     on_no_face: Literal["keep", "fail"] = "keep"
     sync_mode: timing.SyncMode = "loop"
+    active_speaker: Literal["largest"] | SpeakerPoint = "largest"
 
 
 @dataclass
@@ -107,13 +109,14 @@ def _readable(name: str) -> Iterator[None]:
         raise JobFailed(f"{name} input: {exc}", code="invalid_media") from exc
 
 
-def _autocast(device: torch.device, half: bool) -> contextlib.AbstractContextManager:
-    if half and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    # bf16 only where the CPU computes it natively; emulated bf16 is slower than fp32
-    if half and device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The generator's precision: "auto" is fp16 autocast on CUDA and fp32 elsewhere (the official recipe's
+    numbers on CPU; bf16 moves outputs up to 40 of 255 levels, so it is used only when configured)."""
+    if precision == "auto":
+        precision = "fp16" if device.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype={"fp16": torch.float16, "bf16": torch.bfloat16}[precision])
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,7 @@ class LipSyncPipeline:
         if not info.has_video:
             raise JobFailed("face input: holds no image or video stream", code="invalid_media")
         with _readable("audio"):
-            wav = decode_audio(audio_path)[0]
+            wav = mels.load_wav(audio_path)
         duration = len(wav) / mels.SAMPLE_RATE
         if duration > self.args.max_duration_s:
             raise JobFailed(f"audio lasts {duration:.1f} s; the limit is {self.args.max_duration_s} s", "invalid_media")
@@ -247,15 +250,33 @@ class LipSyncPipeline:
             keys.append(self._detect_batch(batch, scale, clock, reporter))
         if used == 0:
             raise JobFailed("the face video holds no frames", code="invalid_media")
-        track = face.fill_between_keyframes(np.concatenate(keys), every, used)
-        if params.smooth:
-            track = face.smooth_track(track, self.args.smooth_window)
-        return track
+        speaker = self._speaker([f for batch in keys for f in batch], params, inputs.fps, used)
+        track = face.fill_between_keyframes(speaker, every, used)
+        track = face.pad_track(track, params.pads, inputs.width, inputs.height)
+        return face.smooth_track(track, self.args.smooth_window) if params.smooth else track
 
-    def _detect_batch(self, batch: list[np.ndarray], scale: float, clock: StageClock, reporter: Reporter) -> np.ndarray:
+    def _detect_batch(
+        self, batch: list[np.ndarray], scale: float, clock: StageClock, reporter: Reporter
+    ) -> list[np.ndarray]:
         reporter.raise_if_cancelled()
         with clock("detect"):
-            return face.best_boxes(self.detector.detect(batch), scale)
+            return face.scaled_faces(self.detector.detect(batch), scale)
+
+    def _speaker(self, faces: list[np.ndarray], params: SyncParams, fps: float, used: int) -> np.ndarray:
+        """(keyframes, 4) track of the face that speaks, NaN where it is not seen."""
+        point = params.active_speaker
+        if point == "largest":
+            return face.largest_speaker(faces)
+        frame = round(point.at_s * fps) if params.face_kind == "video" else 0
+        if frame >= used:
+            raise JobFailed(f"active_speaker: {point.at_s:.2f} s is past the part of the face video used "
+                            f"({used / fps:.2f} s)", code="speaker_not_found")  # fmt: skip
+        key = min(round(frame / self.args.detect_every), len(faces) - 1)
+        first = face.face_at(faces[key], point.x, point.y)
+        if first is None:
+            raise JobFailed(f"active_speaker: no face contains ({point.x:g}, {point.y:g}) at {point.at_s:.2f} s",
+                            code="speaker_not_found")  # fmt: skip
+        return face.follow_face(faces, key, first)
 
     def _synthesise(
         self,
@@ -292,7 +313,7 @@ class LipSyncPipeline:
     def _box(self, box: np.ndarray, params: SyncParams, clip: _Clip) -> tuple[int, int, int, int] | None:
         if np.isnan(box[0]):
             return None
-        x1, y1, x2, y2 = face.pad_box(box, params.pads, clip.width, clip.height)
+        x1, y1, x2, y2 = (int(v) for v in box)
         return (x1, y1, x2, y2) if x2 - x1 >= 2 and y2 - y1 >= 2 else None
 
     @torch.inference_mode()
@@ -318,7 +339,7 @@ class LipSyncPipeline:
             masked[:, :, IMG_SIZE // 2 :] = 0  # the network redraws the lower half from the audio
             windows = mels.mel_windows(mel, starts[[i for i, _ in todo]])
             audio = torch.from_numpy(windows).to(self.device)[:, None]
-            with _autocast(self.device, self.args.half_precision):
+            with autocast(self.device, self.args.precision):
                 out = self.generator(audio, torch.cat([masked, faces], dim=1))
             # truncation, not rounding, as the official script's astype(uint8)
             generated = (out.float() * 255.0).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

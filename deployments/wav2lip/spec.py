@@ -26,6 +26,9 @@ def plan(request: Wav2LipRequest, args: Wav2LipArgs) -> dict[str, Any]:
         "blend": request.blend,
         "on_no_face": request.on_no_face,
         "sync_mode": request.sync_mode,
+        "active_speaker": request.active_speaker
+        if isinstance(request.active_speaker, str)
+        else request.active_speaker.model_dump(),
     }
 
 
