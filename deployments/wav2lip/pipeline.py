@@ -91,7 +91,7 @@ _FEATHER = np.outer(_ramp(IMG_SIZE, (0.42, 0.62), (0.9, 1.0)), _ramp(IMG_SIZE, (
 def paste(frame: np.ndarray, face96: np.ndarray, box: tuple[int, int, int, int], blend: str) -> None:
     """Resize a generated 96x96 face into `box` of `frame`, in place; "hard" is the official rectangle paste."""
     x1, y1, x2, y2 = box
-    patch = cv2.resize(face96, (x2 - x1, y2 - y1))
+    patch = cv2.resize(face96, (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)  # the official resize
     if blend == "hard":
         frame[y1:y2, x1:x2] = patch
         return
