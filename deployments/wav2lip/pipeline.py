@@ -119,6 +119,14 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device.type, dtype={"fp16": torch.float16, "bf16": torch.bfloat16}[precision])
 
 
+def _crop_box(box: np.ndarray) -> tuple[int, int, int, int] | None:
+    """A padded track row as integer crop corners; None without a face or for a box too thin to resize."""
+    if np.isnan(box[0]):
+        return None
+    x1, y1, x2, y2 = (int(v) for v in box)
+    return (x1, y1, x2, y2) if x2 - x1 >= 2 and y2 - y1 >= 2 else None
+
+
 @dataclass(frozen=True)
 class _Inputs:
     """What the job's inputs hold, once checked."""
@@ -299,7 +307,7 @@ class LipSyncPipeline:
         with writer:
             while batch := list(itertools.islice(frames, self.args.batch_size)):
                 reporter.raise_if_cancelled()
-                boxes = [self._box(track[r], params, clip) for r in clip.order[first : first + len(batch)]]
+                boxes = [_crop_box(track[r]) for r in clip.order[first : first + len(batch)]]
                 self._sync_batch(batch, boxes, clip.mel, starts[first : first + len(batch)], params, clock)
                 with clock("encode"):
                     for frame in batch:
@@ -309,12 +317,6 @@ class LipSyncPipeline:
             reporter.report("encoding", 0.99)
             with clock("encode"):
                 writer.close()
-
-    def _box(self, box: np.ndarray, params: SyncParams, clip: _Clip) -> tuple[int, int, int, int] | None:
-        if np.isnan(box[0]):
-            return None
-        x1, y1, x2, y2 = (int(v) for v in box)
-        return (x1, y1, x2, y2) if x2 - x1 >= 2 and y2 - y1 >= 2 else None
 
     @torch.inference_mode()
     def _sync_batch(
