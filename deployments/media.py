@@ -28,6 +28,7 @@ class MediaInfo:
 
     has_video: bool
     has_audio: bool
+    sample_rate: int = 0  # of the first audio stream
     width: int = 0
     height: int = 0
     fps: float = 0.0
@@ -43,6 +44,7 @@ def probe(path: str | Path) -> MediaInfo:
             duration = container.duration / av.time_base if container.duration else 0.0
             if video is None and audio is None:
                 raise MediaError("no audio or video stream")
+            sample_rate = audio.codec_context.sample_rate if audio is not None else 0
             if video is not None:
                 if not duration and video.duration and video.time_base:
                     duration = float(video.duration * video.time_base)
@@ -50,6 +52,7 @@ def probe(path: str | Path) -> MediaInfo:
                 return MediaInfo(
                     has_video=True,
                     has_audio=audio is not None,
+                    sample_rate=sample_rate,
                     width=video.codec_context.width,
                     height=video.codec_context.height,
                     fps=float(rate) if rate else 0.0,
@@ -57,7 +60,7 @@ def probe(path: str | Path) -> MediaInfo:
                 )
             if not duration and audio.duration and audio.time_base:
                 duration = float(audio.duration * audio.time_base)
-            return MediaInfo(has_video=False, has_audio=True, duration_s=duration)
+            return MediaInfo(has_video=False, has_audio=True, sample_rate=sample_rate, duration_s=duration)
     except av.FFmpegError as exc:
         raise MediaError(f"cannot read media: {exc}") from exc
 
@@ -105,8 +108,8 @@ def _layout(channels: int) -> str:
     return "mono" if channels == 1 else "stereo"
 
 
-def decode_audio(path: str | Path, *, sample_rate: int = 16_000, mono: bool = True) -> np.ndarray:
-    """The first audio stream as (channels, samples) float32 at `sample_rate`.
+def decode_audio(path: str | Path, *, sample_rate: int | None = 16_000, mono: bool = True) -> np.ndarray:
+    """The first audio stream as (channels, samples) float32 at `sample_rate` (None: the stream's own rate).
 
     `mono` averages all channels (as librosa does; swresample's downmix would be 3 dB louder). Otherwise the
     source's channels are kept, and more than two are downmixed to stereo.

@@ -17,9 +17,10 @@ class Wav2LipArgs(ModelArgs):
         description="Faces per generator call. 8-16 is fastest on CPU (larger batches fall out of cache); "
         "use 64-128 on a GPU (the official script uses 128).",
     )
-    half_precision: bool = Field(
-        True,
-        description="fp16 autocast on CUDA; bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX), else fp32.",
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto",
+        description="Generator precision. auto: fp16 autocast on CUDA, fp32 on CPU (as the official recipe). "
+        "bf16/fp16: autocast to that type (bf16 on CPU pays off only with native AVX512-BF16/AMX).",
     )
     detector: Literal["auto", "s3fd", "opencv"] = Field(
         "auto", description="Face detector: auto = s3fd when `detector_weights` is set, else OpenCV's Haar cascade."

@@ -7,11 +7,13 @@ lip sync, because the network was trained on these exact features.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import librosa
 import numpy as np
 from scipy.signal import lfilter
 
+from deployments.media import decode_audio, probe
 from deployments.wav2lip.network import MEL_BINS, MEL_STEPS
 
 SAMPLE_RATE = 16_000
@@ -26,6 +28,15 @@ _MAX_ABS = 4.0
 def _mel_basis() -> np.ndarray:
     # keyword arguments: the positional form breaks on librosa >= 0.10
     return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=MEL_BINS, fmin=_FMIN, fmax=_FMAX)
+
+
+def load_wav(path: Path) -> np.ndarray:
+    """16 kHz mono float32, as the official `librosa.load(path, sr=16000)`: decoded at the source's own rate,
+    channels averaged, then librosa's default resampler (soxr_hq). swresample's differs by up to 0.4 in the mel."""
+    wav, rate = decode_audio(path, sample_rate=None)[0], probe(path).sample_rate
+    if rate == SAMPLE_RATE:
+        return wav
+    return librosa.resample(wav, orig_sr=rate, target_sr=SAMPLE_RATE, res_type="soxr_hq").astype(np.float32)
 
 
 def melspectrogram(wav: np.ndarray) -> np.ndarray:

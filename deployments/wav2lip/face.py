@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 _CASCADE = "haarcascade_frontalface_default.xml"
 # Haar boxes end at the lower lip; S3FD's (what Wav2Lip was used with) reach the chin
 _HAAR_CHIN_EXTENSION = 0.2
+# Keyframes are up to `detect_every` frames apart: a moving face still overlaps itself this much, a neighbour does not
+MIN_TRACK_IOU = 0.25
 
 
 class FaceDetector(Protocol):
@@ -69,13 +71,52 @@ def build_detector(kind: str, weights: Path | None, device: torch.device) -> Fac
     return HaarDetector()
 
 
-def best_boxes(detections: Sequence[np.ndarray], scale: float) -> np.ndarray:
-    """(frames, 4) track of each frame's best face, divided by `scale` back to full-frame pixels."""
-    track = np.full((len(detections), 4), np.nan)
-    for i, faces in enumerate(detections):
-        if len(faces):
-            track[i] = np.clip(faces[0, :4], 0, None) / scale
+def scaled_faces(detections: Sequence[np.ndarray], scale: float) -> list[np.ndarray]:
+    """Each frame's (k, 4) face boxes, divided by `scale` back to full-frame pixels."""
+    return [np.clip(faces[:, :4].astype(np.float64), 0, None) / scale for faces in detections]
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one box with each of (k, 4) `boxes`."""
+    width = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    height = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = width * height
+    return inter / (_area(box[None])[0] + _area(boxes) - inter)
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def follow_face(faces: Sequence[np.ndarray], start: int, first: np.ndarray) -> np.ndarray:
+    """(frames, 4) track of one person: `first` at frame `start`, then, both ways, the face overlapping most the
+    last one kept. A frame where none overlaps enough is a miss (NaN), never another person's face."""
+    track = np.full((len(faces), 4), np.nan)
+    track[start] = first
+    for steps in (range(start + 1, len(faces)), range(start - 1, -1, -1)):
+        last = first
+        for k in steps:
+            if not len(faces[k]):
+                continue
+            overlaps = iou(last, faces[k])
+            best = int(np.argmax(overlaps))
+            if overlaps[best] >= MIN_TRACK_IOU:
+                track[k] = last = faces[k][best]
     return track
+
+
+def largest_speaker(faces: Sequence[np.ndarray]) -> np.ndarray:
+    """Track of the largest face of the first frame that has one (all NaN when no frame has a face)."""
+    for k, found in enumerate(faces):
+        if len(found):
+            return follow_face(faces, k, found[int(np.argmax(_area(found)))])
+    return np.full((len(faces), 4), np.nan)
+
+
+def face_at(found: np.ndarray, x: float, y: float) -> np.ndarray | None:
+    """The smallest of `found` boxes that contains the point (x, y), or None."""
+    inside = found[(found[:, 0] <= x) & (x <= found[:, 2]) & (found[:, 1] <= y) & (y <= found[:, 3])]
+    return inside[int(np.argmin(_area(inside)))] if len(inside) else None
 
 
 def fill_between_keyframes(keys: np.ndarray, every: int, frames: int) -> np.ndarray:
@@ -96,21 +137,26 @@ def fill_between_keyframes(keys: np.ndarray, every: int, frames: int) -> np.ndar
     return track
 
 
+def pad_track(track: np.ndarray, pads: Sequence[int], width: int, height: int) -> np.ndarray:
+    """Boxes truncated to whole pixels, grown by pads (top, bottom, left, right) and clipped to the frame, in the
+    official order (int() of the detector's box, then padding and clipping, before any smoothing)."""
+    top, bottom, left, right = pads
+    boxes = np.trunc(track)
+    lo = np.maximum(0, boxes[:, :2] - (left, top))  # NaN (no face) stays NaN
+    hi = np.minimum((width, height), boxes[:, 2:] + (right, bottom))
+    return np.concatenate([lo, hi], axis=1)
+
+
 def smooth_track(track: np.ndarray, window: int) -> np.ndarray:
-    """Mean of each box over the next `window` frames with a face, as the official script (forward-looking)."""
+    """Each box the truncated mean of the next `window` frames with a face, as the official script does it:
+    in place (the last windows, which look back, see already smoothed boxes), truncated to whole pixels, and
+    with its window for clips shorter than `window` (Python's negative slice start)."""
     if window <= 1 or len(track) == 0:
         return track
-    out = track.copy()
-    found = ~np.isnan(track[:, 0])
+    out, found, frames = track.copy(), ~np.isnan(track[:, 0]), len(track)
+    tail = frames - window if frames >= window else max(0, 2 * frames - window)  # boxes[len - T:]
     for i in np.flatnonzero(found):
-        lo = max(0, min(i, len(track) - window))  # near the end, the last `window` frames
-        rows = track[lo : lo + window][found[lo : lo + window]]
-        out[i] = rows.mean(axis=0)
+        lo = i if i + window <= frames else tail
+        rows = out[lo : lo + window][found[lo : lo + window]]
+        out[i] = np.trunc(rows.mean(axis=0))
     return out
-
-
-def pad_box(box: np.ndarray, pads: Sequence[int], width: int, height: int) -> tuple[int, int, int, int]:
-    """Integer (x1, y1, x2, y2) grown by pads (top, bottom, left, right) and clipped to the frame."""
-    top, bottom, left, right = pads
-    x1, y1, x2, y2 = (int(v) for v in box)
-    return max(0, x1 - left), max(0, y1 - top), min(width, x2 + right), min(height, y2 + bottom)

@@ -23,12 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from deployments.base import Reporter
 from deployments.media import MediaError, VideoWriter, decode_audio, iter_frames, iter_sampled_frames, probe
 from deployments.wav2lip import audio as mels
-from deployments.wav2lip import face
+from deployments.wav2lip import face, timing
 from deployments.wav2lip.args import Wav2LipArgs
 from deployments.wav2lip.network import IMG_SIZE, MEL_STEPS, Wav2Lip
+from deployments.wav2lip.request import SpeakerPoint
 from serve_app.errors import JobFailed
 
 _MUX_RATE = 48_000  # output audio rate; AAC's most common
+_HOLD_BYTES = 256 << 20  # frames kept to play a video backwards (bounce)
 _F = TypeVar("_F")
 _END = object()
 
@@ -44,6 +46,8 @@ class SyncParams(BaseModel):
     smooth: bool = True
     blend: Literal["feather", "hard"] = "feather"
     on_no_face: Literal["keep", "fail"] = "keep"
+    sync_mode: timing.SyncMode = "loop"
+    active_speaker: Literal["largest"] | SpeakerPoint = "largest"
 
 
 @dataclass
@@ -87,7 +91,7 @@ _FEATHER = np.outer(_ramp(IMG_SIZE, (0.42, 0.62), (0.9, 1.0)), _ramp(IMG_SIZE, (
 def paste(frame: np.ndarray, face96: np.ndarray, box: tuple[int, int, int, int], blend: str) -> None:
     """Resize a generated 96x96 face into `box` of `frame`, in place; "hard" is the official rectangle paste."""
     x1, y1, x2, y2 = box
-    patch = cv2.resize(face96, (x2 - x1, y2 - y1))
+    patch = cv2.resize(face96, (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)  # the official resize
     if blend == "hard":
         frame[y1:y2, x1:x2] = patch
         return
@@ -105,25 +109,51 @@ def _readable(name: str) -> Iterator[None]:
         raise JobFailed(f"{name} input: {exc}", code="invalid_media") from exc
 
 
-def _autocast(device: torch.device, half: bool) -> contextlib.AbstractContextManager:
-    if half and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    # bf16 only where the CPU computes it natively; emulated bf16 is slower than fp32
-    if half and device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The generator's precision: "auto" is fp16 autocast on CUDA and fp32 elsewhere (the official recipe's
+    numbers on CPU; bf16 moves outputs up to 40 of 255 levels, so it is used only when configured)."""
+    if precision == "auto":
+        precision = "fp16" if device.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype={"fp16": torch.float16, "bf16": torch.bfloat16}[precision])
+
+
+def _crop_box(box: np.ndarray) -> tuple[int, int, int, int] | None:
+    """A padded track row as integer crop corners; None without a face or for a box too thin to resize."""
+    if np.isnan(box[0]):
+        return None
+    x1, y1, x2, y2 = (int(v) for v in box)
+    return (x1, y1, x2, y2) if x2 - x1 >= 2 and y2 - y1 >= 2 else None
 
 
 @dataclass(frozen=True)
-class _Clip:
+class _Inputs:
     """What the job's inputs hold, once checked."""
 
     width: int
     height: int
     fps: float
-    mel: np.ndarray
+    video_s: float  # the face video's probed length (0 for an image)
+    wav: np.ndarray  # mono at mels.SAMPLE_RATE, for the mel features
     audio: np.ndarray  # (channels, samples) at _MUX_RATE, for the output
-    frames: int  # output frames = audio duration x fps
+    audio_frames: int  # the audio's length in output frames
+
+
+@dataclass(frozen=True)
+class _Clip:
+    """The output as the sync mode lays it out: its frames, their source frames and their audio."""
+
+    width: int
+    height: int
+    fps: float
+    mel: np.ndarray
+    audio: np.ndarray  # (channels, samples) at _MUX_RATE, fitted to the output
+    order: np.ndarray  # source frame of each output frame
+
+    @property
+    def frames(self) -> int:
+        return len(self.order)
 
 
 class LipSyncPipeline:
@@ -142,11 +172,13 @@ class LipSyncPipeline:
         # 1. Check the inputs and compute the mel features
         reporter.report("decoding", 0.0)
         with clock("mel"):
-            clip = self._load(face_path, audio_path, params)
-        # 2. Detect: one box (or NaN) per source frame used
+            inputs = self._load(face_path, audio_path, params)
+        # 2. Detect: one box (or NaN) per source frame used; the sync mode then lays out the output
         with _readable("face"):
-            track = self._detect(face_path, clip, params, reporter, clock)
-        missing = np.isnan(track[np.arange(clip.frames) % len(track), 0])
+            track = self._detect(face_path, inputs, params, reporter, clock)
+        with clock("mel"):
+            clip = self._lay_out(inputs, len(track), params)
+        missing = np.isnan(track[clip.order, 0])
         if params.on_no_face == "fail" and missing.any():
             frame = int(np.argmax(missing))
             raise JobFailed(f"no face found in frame {frame} ({frame / clip.fps:.2f} s)", code="no_face")
@@ -159,33 +191,49 @@ class LipSyncPipeline:
             "height": clip.height - clip.height % 2, "duration_s": clip.frames / clip.fps,
             "faces_found": int((~missing).sum()), "frames_without_face": int(missing.sum()),
             "source_frames": len(track), "stage_seconds": {k: round(v, 3) for k, v in clock.seconds.items()},
+            "sync_mode": params.sync_mode, "input_video_s": round(inputs.video_s, 3) if inputs.video_s else None,
+            "input_audio_s": round(len(inputs.wav) / mels.SAMPLE_RATE, 3),
         }  # fmt: skip
 
-    def _load(self, face_path: Path, audio_path: Path, params: SyncParams) -> _Clip:
+    def _load(self, face_path: Path, audio_path: Path, params: SyncParams) -> _Inputs:
         with _readable("face"):
             info = probe(face_path)
         if not info.has_video:
             raise JobFailed("face input: holds no image or video stream", code="invalid_media")
         with _readable("audio"):
-            wav = decode_audio(audio_path)[0]
+            wav = mels.load_wav(audio_path)
         duration = len(wav) / mels.SAMPLE_RATE
         if duration > self.args.max_duration_s:
             raise JobFailed(f"audio lasts {duration:.1f} s; the limit is {self.args.max_duration_s} s", "invalid_media")
-        mel = mels.melspectrogram(wav)
-        if mel.shape[1] < MEL_STEPS:  # one window, 0.2 s
+        if 1 + len(wav) // mels.HOP < MEL_STEPS:  # one window, 0.2 s
             raise JobFailed(f"audio lasts {duration:.2f} s; at least 0.2 s is needed", code="invalid_media")
         with _readable("audio"):
             mux = decode_audio(audio_path, sample_rate=_MUX_RATE, mono=False)
         fps = params.fps if params.face_kind == "image" or not info.fps else info.fps
-        frames = mels.frame_count(len(wav), fps)
-        return _Clip(info.width, info.height, fps, mel, mux, frames)
+        video_s = info.duration_s if params.face_kind == "video" else 0.0
+        return _Inputs(info.width, info.height, fps, video_s, wav, mux, mels.frame_count(len(wav), fps))
+
+    def _lay_out(self, inputs: _Inputs, sources: int, params: SyncParams) -> _Clip:
+        """The output's frames and audio under the job's sync mode (only cut_off and silence change the audio)."""
+        total = timing.output_frames(params.sync_mode, sources, inputs.audio_frames)
+        if total / inputs.fps > self.args.max_duration_s:  # silence: as long as the video
+            raise JobFailed(f"the output would last {total / inputs.fps:.1f} s; the limit is "
+                            f"{self.args.max_duration_s} s", code="invalid_media")  # fmt: skip
+        wav, mux = inputs.wav, inputs.audio
+        if params.sync_mode in ("cut_off", "silence"):
+            seconds = total / inputs.fps
+            mux = timing.fit_audio(mux, round(seconds * _MUX_RATE))
+            # the mel needs one 0.2 s window even when a cut leaves less audio
+            wav = timing.fit_audio(wav, max(round(seconds * mels.SAMPLE_RATE), (MEL_STEPS - 1) * mels.HOP))
+        order = timing.source_order(params.sync_mode, sources, total)
+        return _Clip(inputs.width, inputs.height, inputs.fps, mels.melspectrogram(wav), mux, order)
 
     def _source(self, face_path: Path, params: SyncParams) -> Iterator[np.ndarray]:
         frames = iter_frames(face_path)
         return frames if params.face_kind == "video" else itertools.islice(frames, 1)
 
     def _detect(
-        self, face_path: Path, clip: _Clip, params: SyncParams, reporter: Reporter, clock: StageClock
+        self, face_path: Path, inputs: _Inputs, params: SyncParams, reporter: Reporter, clock: StageClock
     ) -> np.ndarray:
         """(source frames used, 4) full-resolution face track, NaN rows where there is no face."""
         every, batch_size, keys = self.args.detect_every, self.args.face_det_batch_size, []
@@ -193,30 +241,50 @@ class LipSyncPipeline:
         frames = iter_sampled_frames(face_path, every=every, max_side=self.args.detect_max_side)
         if params.face_kind == "image":
             frames = itertools.islice(frames, 1)
-        # a video that outlasts the audio is read only as far as it is shown
-        for index, small in enumerate(itertools.islice(clock.frames(frames), clip.frames)):
+        # a video that outlasts the audio is read only as far as it is shown, unless the mode needs its length
+        limit = None if timing.reads_whole_video(params.sync_mode) else inputs.audio_frames
+        expected = max(inputs.audio_frames, round(inputs.video_s * inputs.fps))
+        for index, small in enumerate(itertools.islice(clock.frames(frames), limit)):
             used = index + 1
             if small is None:  # between keyframes: decoded, not converted
                 continue
-            scale = small.shape[1] / clip.width
+            scale = small.shape[1] / inputs.width
             batch.append(small)
             if len(batch) == batch_size:
                 keys.append(self._detect_batch(batch, scale, clock, reporter))
-                reporter.report("detecting", 0.3 * used / clip.frames)
+                reporter.report("detecting", 0.3 * min(1.0, used / expected))
                 batch = []
         if batch:
             keys.append(self._detect_batch(batch, scale, clock, reporter))
         if used == 0:
             raise JobFailed("the face video holds no frames", code="invalid_media")
-        track = face.fill_between_keyframes(np.concatenate(keys), every, used)
-        if params.smooth:
-            track = face.smooth_track(track, self.args.smooth_window)
-        return track
+        speaker = self._speaker([f for batch in keys for f in batch], params, inputs.fps, used)
+        track = face.fill_between_keyframes(speaker, every, used)
+        track = face.pad_track(track, params.pads, inputs.width, inputs.height)
+        return face.smooth_track(track, self.args.smooth_window) if params.smooth else track
 
-    def _detect_batch(self, batch: list[np.ndarray], scale: float, clock: StageClock, reporter: Reporter) -> np.ndarray:
+    def _detect_batch(
+        self, batch: list[np.ndarray], scale: float, clock: StageClock, reporter: Reporter
+    ) -> list[np.ndarray]:
         reporter.raise_if_cancelled()
         with clock("detect"):
-            return face.best_boxes(self.detector.detect(batch), scale)
+            return face.scaled_faces(self.detector.detect(batch), scale)
+
+    def _speaker(self, faces: list[np.ndarray], params: SyncParams, fps: float, used: int) -> np.ndarray:
+        """(keyframes, 4) track of the face that speaks, NaN where it is not seen."""
+        point = params.active_speaker
+        if point == "largest":
+            return face.largest_speaker(faces)
+        frame = round(point.at_s * fps) if params.face_kind == "video" else 0
+        if frame >= used:
+            raise JobFailed(f"active_speaker: {point.at_s:.2f} s is past the part of the face video used "
+                            f"({used / fps:.2f} s)", code="speaker_not_found")  # fmt: skip
+        key = min(round(frame / self.args.detect_every), len(faces) - 1)
+        first = face.face_at(faces[key], point.x, point.y)
+        if first is None:
+            raise JobFailed(f"active_speaker: no face contains ({point.x:g}, {point.y:g}) at {point.at_s:.2f} s",
+                            code="speaker_not_found")  # fmt: skip
+        return face.follow_face(faces, key, first)
 
     def _synthesise(
         self,
@@ -233,13 +301,13 @@ class LipSyncPipeline:
             out_path, width=clip.width, height=clip.height, fps=clip.fps, audio=clip.audio,
             sample_rate=_MUX_RATE, crf=self.args.video_crf, preset=self.args.video_preset,
         )  # fmt: skip
-        frames = self._frames(face_path, clip.frames, len(track), params, clock)
+        hold = max(self.args.batch_size, _HOLD_BYTES // (3 * clip.width * clip.height))
+        frames = timing.ordered_frames(lambda: clock.frames(self._source(face_path, params)), clip.order, hold)
         first = 0
         with writer:
             while batch := list(itertools.islice(frames, self.args.batch_size)):
                 reporter.raise_if_cancelled()
-                rows = np.arange(first, first + len(batch)) % len(track)
-                boxes = [self._box(track[r], params, clip) for r in rows]
+                boxes = [_crop_box(track[r]) for r in clip.order[first : first + len(batch)]]
                 self._sync_batch(batch, boxes, clip.mel, starts[first : first + len(batch)], params, clock)
                 with clock("encode"):
                     for frame in batch:
@@ -249,30 +317,6 @@ class LipSyncPipeline:
             reporter.report("encoding", 0.99)
             with clock("encode"):
                 writer.close()
-
-    def _frames(
-        self, face_path: Path, total: int, sources: int, params: SyncParams, clock: StageClock
-    ) -> Iterator[np.ndarray]:
-        """`total` writable full-size frames: the image repeated, or the video's first `sources` frames looped."""
-        if params.face_kind == "image" or sources == 1:
-            still = next(clock.frames(self._source(face_path, params)))
-            for _ in range(total):
-                yield still.copy()  # pasted into in place
-            return
-        done = 0
-        while done < total:  # audio longer than the video: start the video again, as the official script does
-            start = done
-            for frame in itertools.islice(clock.frames(self._source(face_path, params)), min(sources, total - done)):
-                yield frame
-                done += 1
-            if done == start:  # never loop forever on a file that stopped yielding frames
-                raise MediaError("the video yielded no frames when read again")
-
-    def _box(self, box: np.ndarray, params: SyncParams, clip: _Clip) -> tuple[int, int, int, int] | None:
-        if np.isnan(box[0]):
-            return None
-        x1, y1, x2, y2 = face.pad_box(box, params.pads, clip.width, clip.height)
-        return (x1, y1, x2, y2) if x2 - x1 >= 2 and y2 - y1 >= 2 else None
 
     @torch.inference_mode()
     def _sync_batch(
@@ -297,7 +341,7 @@ class LipSyncPipeline:
             masked[:, :, IMG_SIZE // 2 :] = 0  # the network redraws the lower half from the audio
             windows = mels.mel_windows(mel, starts[[i for i, _ in todo]])
             audio = torch.from_numpy(windows).to(self.device)[:, None]
-            with _autocast(self.device, self.args.half_precision):
+            with autocast(self.device, self.args.precision):
                 out = self.generator(audio, torch.cat([masked, faces], dim=1))
             # truncation, not rounding, as the official script's astype(uint8)
             generated = (out.float() * 255.0).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

@@ -14,7 +14,7 @@ from deployments.wav2lip.args import Wav2LipArgs
 from deployments.wav2lip.audio import SAMPLE_RATE, melspectrogram
 from deployments.wav2lip.face import build_detector
 from deployments.wav2lip.network import IMG_SIZE, MEL_BINS, MEL_STEPS, build_wav2lip, fold_batchnorm
-from deployments.wav2lip.pipeline import LipSyncPipeline, SyncParams
+from deployments.wav2lip.pipeline import LipSyncPipeline, SyncParams, autocast
 from deployments.weights import fetch_weights
 from serve_app.errors import JobFailed
 
@@ -68,10 +68,12 @@ class Wav2LipRunner:
 
     @torch.inference_mode()
     def _warm_up(self, generator: torch.nn.Module) -> None:
-        """One tiny mel + forward pass: the first job skips librosa's lazy imports and kernel selection."""
+        """One tiny mel + forward pass: the first job skips librosa's lazy imports and kernel selection, and a
+        precision the device cannot run fails the replica's start, not a job."""
         melspectrogram(np.zeros(SAMPLE_RATE // 4, np.float32))
         audio = torch.zeros(1, 1, MEL_BINS, MEL_STEPS, device=self.device)
-        generator(audio, torch.zeros(1, 6, IMG_SIZE, IMG_SIZE, device=self.device))
+        with autocast(self.device, self.args.precision):
+            generator(audio, torch.zeros(1, 6, IMG_SIZE, IMG_SIZE, device=self.device))
 
     def run(self, job: JobSpec, inputs: dict[str, Path], workdir: Path, reporter: Reporter) -> RunOutput:
         """Lip-sync `inputs["face"]` (video or image) to `inputs["audio"]`; write `workdir/output.mp4`."""
@@ -84,5 +86,6 @@ class Wav2LipRunner:
             raise JobFailed(f"wav2lip needs inputs 'face' and 'audio'; missing {missing}", code="invalid_input")
         out = workdir / "output.mp4"
         details = self.pipeline(Path(inputs["face"]), Path(inputs["audio"]), out, params, reporter)
-        details |= {"weights": self.weights, "detector": type(self.detector).__name__, "blend": params.blend}
+        details |= {"weights": self.weights, "detector": type(self.detector).__name__, "blend": params.blend,
+                    "active_speaker": params.model_dump(mode="json")["active_speaker"]}  # fmt: skip
         return RunOutput(video_path=out, details=details)

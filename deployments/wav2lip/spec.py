@@ -9,12 +9,15 @@ from deployments.media import MediaInfo
 from deployments.plugin import ModelSpec, StagedInput
 from deployments.wav2lip.args import Wav2LipArgs
 from deployments.wav2lip.request import Wav2LipRequest
+from deployments.wav2lip.timing import reads_whole_video
 from serve_app.errors import InvalidInput
 
 
 def plan(request: Wav2LipRequest, args: Wav2LipArgs) -> dict[str, Any]:
     """The parameters the runner will use; whether the face is a video or a still follows from the inputs."""
     face_kind = "video" if (request.video_url or request.video_key) else "image"
+    if face_kind == "image" and request.sync_mode != "loop":
+        raise InvalidInput("sync_mode", f"{request.sync_mode!r} needs a face video; a still image allows only 'loop'")
     return {
         "face_kind": face_kind,
         "fps": request.fps,
@@ -22,6 +25,10 @@ def plan(request: Wav2LipRequest, args: Wav2LipArgs) -> dict[str, Any]:
         "smooth": request.smooth,
         "blend": request.blend,
         "on_no_face": request.on_no_face,
+        "sync_mode": request.sync_mode,
+        "active_speaker": request.active_speaker
+        if isinstance(request.active_speaker, str)
+        else request.active_speaker.model_dump(),
     }
 
 
@@ -31,6 +38,12 @@ def check_input(request: Wav2LipRequest, args: Wav2LipArgs, staged: StagedInput,
         raise InvalidInput(staged.field, f"{media.width}x{media.height} is over the {args.max_side} px side limit")
     if staged.kind == "audio" and media.duration_s > args.max_duration_s:
         raise InvalidInput(staged.field, f"{media.duration_s:.1f} s is over the {args.max_duration_s:g} s limit")
+    # these modes read the whole video (silence: the output lasts as long as it)
+    if staged.kind == "video" and reads_whole_video(request.sync_mode) and media.duration_s > args.max_duration_s:
+        raise InvalidInput(
+            staged.field,
+            f"{media.duration_s:.1f} s is over the {args.max_duration_s:g} s limit of sync_mode {request.sync_mode!r}",
+        )
 
 
 SPEC = ModelSpec(

@@ -89,6 +89,38 @@ def test_lip_sync_job_over_http_returns_an_mp4_as_long_as_the_audio(models_app, 
     assert abs(audio_s - 1.2) < 0.05 and abs(video_s - audio_s) <= 1 / 25 + 0.05
 
 
+@pytest.mark.parametrize(("mode", "frames"), [("loop", 12), ("bounce", 12), ("remap", 12), ("cut_off", 8),
+                                              ("silence", 8)])  # fmt: skip
+def test_each_sync_mode_over_http_gives_its_length(models_app, tmp_path, mode, frames):
+    clip = write_clip(tmp_path / "face.mp4", [np.roll(astronaut(), s, axis=1) for s in range(8)], fps=25)
+    body = {
+        "model": "wav2lip",
+        "sync_mode": mode,
+        "video_key": upload(models_app.client, "video", "video/mp4", clip.read_bytes()),
+        "audio_key": upload(models_app.client, "audio", "audio/wav", wav_bytes(0.48)),  # 12 frames; the video 8
+    }
+    created = models_app.client.post("/api/v1/generate", json=body)
+    assert created.status_code == 201, created.text
+    job = wait_terminal(models_app.client, created.json()["job_id"], timeout_s=300)
+    assert job["status"] == "completed", job
+    assert (job["details"]["sync_mode"], job["details"]["frames"]) == (mode, frames)
+    frames_out, _, _, fps, video_s, audio_s = streams(fetch_mp4(job, tmp_path))
+    assert (frames_out, fps) == (frames, 25.0)
+    assert abs(audio_s - video_s) <= 1 / 25 + 0.03  # AAC frames round the audio up by up to 21 ms
+
+
+def test_a_still_image_with_another_sync_mode_is_refused(models_app):
+    body = {
+        "model": "wav2lip",
+        "sync_mode": "bounce",
+        "image_key": "uploads/a/face.png",
+        "audio_key": "uploads/a/s.wav",
+    }
+    response = models_app.client.post("/api/v1/generate", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["fields"][0]["field"] == "sync_mode"
+
+
 def test_corrupt_audio_is_refused_before_it_reaches_a_gpu(models_app, tmp_path):
     clip = write_clip(tmp_path / "face.mp4", [astronaut()] * 4, fps=25)
     body = {

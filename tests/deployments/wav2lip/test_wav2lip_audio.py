@@ -5,6 +5,7 @@ from __future__ import annotations
 import librosa
 import numpy as np
 import pytest
+from scipy.io import wavfile
 from scipy.signal import lfilter
 from wav2lip_inputs import speech_like
 
@@ -72,3 +73,16 @@ def test_windows_follow_official_indexing_then_hold_the_last(fps: float) -> None
 def test_audio_shorter_than_one_window_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 16"):
         audio.window_starts(10, 25.0, 1)
+
+
+def test_a_44k_stereo_file_gives_the_mel_of_librosa_load_at_16k(tmp_path) -> None:
+    """The official recipe reads audio with librosa.load(path, sr=16000): mono average, then soxr_hq."""
+    t = np.arange(int(1.5 * 44_100)) / 44_100
+    left = 0.3 * np.sin(2 * np.pi * 220 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    right = 0.2 * np.sin(2 * np.pi * 3150 * t) + np.random.default_rng(1).normal(0, 0.02, t.shape)
+    path = tmp_path / "stereo44k.wav"
+    wavfile.write(path, 44_100, (np.stack([left, right], axis=1) * 32767).astype(np.int16))
+    reference, _ = librosa.load(path, sr=16_000)
+    ours = audio.load_wav(path)
+    assert ours.shape == reference.shape
+    assert np.abs(audio.melspectrogram(ours) - audio.melspectrogram(reference)).max() <= 1e-4

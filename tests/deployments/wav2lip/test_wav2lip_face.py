@@ -64,11 +64,11 @@ def test_s3fd_without_weights_is_a_configuration_error() -> None:
         face.build_detector("s3fd", None, torch.device("cpu"))
 
 
-def test_best_boxes_rescales_to_full_frame_and_marks_misses() -> None:
-    found = np.array([[10, 20, 30, 40, 0.9], [0, 0, 5, 5, 0.1]], np.float32)
-    track = face.best_boxes([found, np.zeros((0, 5))], scale=0.5)
-    assert track[0].tolist() == [20, 40, 60, 80]
-    assert np.isnan(track[1]).all()
+def test_faces_are_rescaled_to_full_frame() -> None:
+    found = np.array([[10, 20, 30, 40, 0.9], [-2, 0, 5, 5, 0.1]], np.float32)
+    first, second = face.scaled_faces([found, np.zeros((0, 5))], scale=0.5)
+    assert first.tolist() == [[20, 40, 60, 80], [0, 0, 10, 10]]
+    assert second.shape == (0, 4)
 
 
 def test_keyframes_interpolate_only_between_two_faces() -> None:
@@ -90,4 +90,31 @@ def test_smoothing_averages_forward_and_skips_misses() -> None:
 
 
 def test_pads_grow_the_box_and_clip_to_the_frame() -> None:
-    assert face.pad_box(np.array([5.7, 10, 50, 95]), (0, 10, 8, 2), width=100, height=100) == (0, 10, 52, 100)
+    track = face.pad_track(np.array([[5.7, 10, 50.9, 95], NAN]), (0, 10, 8, 2), width=100, height=100)
+    assert track[0].tolist() == [0, 10, 52, 100] and np.isnan(track[1]).all()
+
+
+def official_boxes(detected: np.ndarray, pads: tuple[int, int, int, int], width: int, height: int) -> np.ndarray:
+    """inference.py's face_detect arithmetic, written from its description: int() of each clipped detector box,
+    pads clipped to the frame, then get_smoothened_boxes(T=5) in place on the int array."""
+    pady1, pady2, padx1, padx2 = pads
+    results = []
+    for d in detected:
+        x1, y1, x2, y2 = map(int, np.clip(d, 0, None))
+        results.append([max(0, x1 - padx1), max(0, y1 - pady1), min(width, x2 + padx2), min(height, y2 + pady2)])
+    boxes = np.array(results)
+    for i in range(len(boxes)):
+        window = boxes[len(boxes) - 5 :] if i + 5 > len(boxes) else boxes[i : i + 5]
+        boxes[i] = np.mean(window, axis=0)
+    return boxes
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3, 4, 5, 6, 13, 40])
+def test_padding_and_smoothing_match_the_official_arithmetic(frames: int) -> None:
+    rng = np.random.default_rng(frames)
+    centre = np.cumsum(rng.normal(0, 6, (frames, 2)), axis=0) + np.array([60, 50])  # drifts to the edges
+    size = rng.uniform(40, 60, (frames, 1))
+    detected = np.concatenate([centre - size / 2, centre + size / 2], axis=1) + rng.uniform(0, 1, (frames, 4))
+    pads = (0, 10, 3, 4)
+    ours = face.smooth_track(face.pad_track(detected.clip(0, None), pads, 120, 100), window=5)
+    np.testing.assert_array_equal(ours, official_boxes(detected, pads, 120, 100))

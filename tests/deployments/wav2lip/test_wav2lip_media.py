@@ -53,6 +53,9 @@ def test_mono_decode_averages_channels_at_16k(tmp_path: Path) -> None:
     mono = decode_audio(tmp_path / "a.mp4")
     assert mono.shape[0] == 1 and abs(mono.shape[1] - 16_000) < 1100  # AAC adds up to a frame of padding
     assert np.abs(mono).max() == pytest.approx(0.4, abs=0.03)  # averaged, not summed at -3 dB (0.57)
+    native = decode_audio(tmp_path / "a.mp4", sample_rate=None, mono=False)
+    assert native.shape[0] == 2 and abs(native.shape[1] - 48_000) < 3100  # the stream's own rate, both channels
+    assert probe(tmp_path / "a.mp4").sample_rate == 48_000
 
 
 def test_non_media_raises_media_error(tmp_path: Path) -> None:

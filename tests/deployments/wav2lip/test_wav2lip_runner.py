@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+import torch
 from wav2lip_inputs import AUDIO_S, CLIP_FRAMES, FPS, SIZE, FakeReporter
 
 from deployments.base import RANDOM_WEIGHTS, JobSpec
 from deployments.media import iter_frames
 from deployments.wav2lip.args import Wav2LipArgs
-from deployments.wav2lip.pipeline import paste
+from deployments.wav2lip.pipeline import autocast, paste
 from deployments.wav2lip.runner import Wav2LipRunner
 from serve_app.errors import JobCancelled, JobFailed
 
@@ -126,3 +128,16 @@ def test_feather_blend_keeps_the_upper_face_and_hard_paste_replaces_the_box() ->
     assert soft[40:80, 50:150].max() == 0  # upper 40 % of the box: the original face
     assert soft[115, 100].min() > 250  # mouth area: the generated face
     assert 0 < soft[115, 55, 0] < 255  # box edge: blended
+
+
+def test_precision_is_fp32_on_cpu_and_fp16_on_cuda_by_default_and_bf16_only_when_asked() -> None:
+    assert Wav2LipArgs().precision == "auto"
+    conv = torch.nn.Conv2d(3, 3, 3)
+    with autocast(torch.device("cpu"), "auto"):
+        assert conv(torch.zeros(1, 3, 8, 8)).dtype == torch.float32
+    with autocast(torch.device("cpu"), "bf16"):
+        assert conv(torch.zeros(1, 3, 8, 8)).dtype == torch.bfloat16
+    with warnings.catch_warnings():  # without a GPU torch warns that it disables the (unused) context
+        warnings.simplefilter("ignore")
+        cuda = autocast(torch.device("cuda"), "auto")
+    assert (cuda.device, cuda.fast_dtype) == ("cuda", torch.float16)
