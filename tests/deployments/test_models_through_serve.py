@@ -109,6 +109,21 @@ def test_each_sync_mode_over_http_gives_its_length(models_app, tmp_path, mode, f
     assert abs(audio_s - video_s) <= 1 / 25 + 0.03  # AAC frames round the audio up by up to 21 ms
 
 
+def test_a_speaker_point_on_no_face_fails_the_job_over_http_naming_the_time(models_app, tmp_path):
+    clip = write_clip(tmp_path / "face.mp4", [astronaut()] * 8, fps=25)
+    body = {
+        "model": "wav2lip",
+        "active_speaker": {"x": 1, "y": 1, "at_s": 0.12},  # the top-left corner: no face there
+        "video_key": upload(models_app.client, "video", "video/mp4", clip.read_bytes()),
+        "audio_key": upload(models_app.client, "audio", "audio/wav", wav_bytes(0.32)),
+    }
+    created = models_app.client.post("/api/v1/generate", json=body)
+    assert created.status_code == 201, created.text
+    job = wait_terminal(models_app.client, created.json()["job_id"], timeout_s=300)
+    assert (job["status"], job["error_code"]) == ("failed", "speaker_not_found"), job
+    assert "0.12" in job["error_message"], job["error_message"]
+
+
 def test_a_still_image_with_another_sync_mode_is_refused(models_app):
     body = {
         "model": "wav2lip",
