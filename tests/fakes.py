@@ -9,6 +9,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import ray
 
 from deployments.base import JobSpec, ModelArgs, Reporter, RunOutput
 from serve_app.errors import JobFailed
@@ -76,7 +77,9 @@ class HoldingRunner(SlowRunner):
                 reporter.raise_if_cancelled()
                 reporter.report("holding", 0.01)
                 time.sleep(0.1)
-        return super().run(job, inputs, workdir, reporter)
+        output = super().run(job, inputs, workdir, reporter)
+        output.details["node_id"] = ray.get_runtime_context().get_node_id()  # where it ran (node-loss test)
+        return output
 
 
 class StallingRunner(SlowRunner):
