@@ -137,6 +137,7 @@ def test_jobs_survive_every_replica_kind_being_killed_under_load(deploy, local_s
         load = Load(client, receiver.url, uploads)
         run = uuid.uuid4().hex[:8]
         killed: dict[str, list[int]] = {}
+        slow = ""  # the job whose run the LTX2Generator kill interrupts
 
         for wave_no in range(WAVES):
             for i in range(wave_no * 6, wave_no * 6 + 6):
@@ -148,9 +149,10 @@ def test_jobs_survive_every_replica_kind_being_killed_under_load(deploy, local_s
             if target == "LTX2Generator":  # a slow job, so the kill lands mid-run and the run is retried
                 body = {"model": "ltx2", "prompt": "slow chaos", "webhook_url": receiver.url}
                 slow = load.submit(body, f"chaos-{run}-slow")
-                wait_until(
-                    lambda job_id=slow: load.view(job_id), lambda j: j["status"] in ("processing", *TERMINAL), 60
+                slow_job = wait_until(
+                    lambda job_id=slow: load.view(job_id), lambda j: j["status"] not in ("queued", "unreachable"), 60
                 )
+                assert slow_job["status"] == "processing", slow_job  # 4 s to go: the kill lands mid-run
             killed[target] = sigkill_replicas(target)
             # Right after each kill, an earlier submission is sent again: it must answer with the same job.
             earlier = sorted(load.bodies_of_key)[wave_no]
@@ -176,6 +178,7 @@ def test_jobs_survive_every_replica_kind_being_killed_under_load(deploy, local_s
         # 2. Every accepted job completed, once: its result is its last attempt's, and its output is stored.
         statuses = {job_id: v["status"] for job_id, v in views.items()}
         assert set(statuses.values()) == {"completed"}, statuses
+        assert views[slow]["attempts"] >= 2, views[slow]  # its run was killed, so it ran again
         for job_id, view in views.items():
             result = (data / "jobs" / job_id / "result.json").read_text()
             assert f'"attempt":{view["attempts"]},' in result.replace(" ", ""), (job_id, view["attempts"], result)
