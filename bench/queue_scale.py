@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import platform
 import random
+import re
 import socket
 import statistics
 import sys
@@ -32,6 +34,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,8 @@ API_KEY = "bench-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 BODY = {"model": "ltx2", "prompt": "a lighthouse at dusk, waves, slow dolly", "duration": 5, "seed": 1}
 APP, PREFIX, QUEUE = "qs", "/qs", "LTX2Queue"
+LOG_TIME = re.compile(r"^\w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+GET_CALL = re.compile(r" -- CALL get OK ([\d.]+)ms")
 
 
 class HoldingRunner:
@@ -62,11 +67,13 @@ class Row:
     backend: str
     active: int  # active jobs when the queue restarted
     restart_s: float
+    init_s: float  # the replacement queue replica's initialisation, recovery included (Serve's log)
     submit_rate: float
     submit_p50: float
     submit_p99: float
     get_p50: float
     get_p99: float
+    queue_get_p50: float  # the queue's own time per get (Serve's access log of the replica)
     list_p50: float
     rss_mib: float
 
@@ -148,8 +155,9 @@ class Bench:
         with ThreadPoolExecutor(16) as pool:
             self.job_ids += list(pool.map(create, range(target - self.active())))
 
-    def restart_queue(self) -> float:
-        """Kill the queue replica; seconds until its replacement answers for a job, with every job recovered."""
+    def restart_queue(self) -> tuple[float, float]:
+        """Kill the queue replica; seconds until its replacement answers for a job (every job recovered), and
+        seconds its initialisation took."""
         active = self.active()
         names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)]
         (replica,) = [n for n in names if n.startswith(f"SERVE_REPLICA::{APP}#{QUEUE}#")]
@@ -167,7 +175,18 @@ class Bench:
         counts = httpx.get(f"{self.url}/health", timeout=60).json()["models"]["ltx2"]
         recovered = counts["pending"] + counts["processing"]
         assert recovered == active, f"{active} active jobs in storage, {recovered} recovered: {counts}"
-        return elapsed
+        lines = self.queue_log().read_text().splitlines()
+        stamps = [LOG_TIME.match(line) for line in lines if "initializing replica." in line]
+        started_at, finished_at = (datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f") for m in stamps[:2] if m)
+        return elapsed, (finished_at - started_at).total_seconds()
+
+    def queue_log(self) -> Path:
+        """The log file of the live queue replica (Serve writes one per replica)."""
+        names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)]
+        (replica,) = [n for n in names if n.startswith(f"SERVE_REPLICA::{APP}#{QUEUE}#")]
+        # No public API names the session folder.
+        logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs" / "serve"
+        return logs / f"replica_{APP}_{QUEUE}_{replica.rsplit('#', 1)[1]}.log"
 
     def queue_rss_mib(self) -> float:
         names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)]
@@ -176,22 +195,27 @@ class Bench:
         status = Path(f"/proc/{pid}/status").read_text()
         return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
 
-    def measure(self, backend: str, active: int, restart_s: float) -> Row:
+    def measure(self, backend: str, active: int, restart: tuple[float, float]) -> Row:
         posts = [("POST", f"{self.url}/api/v1/generate", BODY)] * self.requests
         submit_rate, submit = asyncio.run(closed_loop(posts, self.concurrency))
-        queued = random.sample(self.job_ids[1:], min(self.requests, len(self.job_ids) - 1))
+        queued = random.choices(self.job_ids[1:], k=self.requests)
+        log_offset = self.queue_log().stat().st_size
         _, gets = asyncio.run(closed_loop([("GET", f"{self.url}/api/v1/jobs/{j}", None) for j in queued], 8))
+        with self.queue_log().open() as log:
+            log.seek(log_offset)
+            queue_gets = [float(m[1]) / 1000 for m in GET_CALL.finditer(log.read())]
         pages = [("GET", f"{self.url}/api/v1/jobs?limit=20", None)] * 20
         _, lists = asyncio.run(closed_loop(pages, 2))
         return Row(
             backend,
             active,
-            restart_s,
+            *restart,
             submit_rate,
             ms(submit, 50),
             ms(submit, 99),
             ms(gets, 50),
             ms(gets, 99),
+            ms(queue_gets, 50),
             ms(lists, 50),
             self.queue_rss_mib(),
         )
@@ -227,6 +251,7 @@ def main() -> None:
     os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
     os.environ["API_KEYS"] = API_KEY
     os.environ["PYTHONPATH"] = str(REPO)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
     moto_port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port)
     moto.start()
@@ -271,17 +296,19 @@ def write_results(rows: list[Row], opts: argparse.Namespace) -> None:
         f"Each row: {opts.requests} POSTs and {opts.requests} GETs, {opts.concurrency} and 8 clients; 20 list "
         "pages, 2 clients. The first row of each backend (2 active jobs) is the baseline of the ratios.",
         "",
-        "| backend | active jobs | restart to ready s | x baseline | submissions/s | x baseline | submit p50 / p99 ms "
-        "| GET p50 / p99 ms | list page p50 ms | queue RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| backend | active jobs | restart to ready s | queue init (recovery) s | init ms per job | submissions/s "
+        "| x baseline | submit p50 / p99 ms | GET p50 / p99 ms | queue's get p50 ms | list page p50 ms "
+        "| queue RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         base = next(r for r in rows if r.backend == row.backend)
         lines.append(
-            f"| {row.backend} | {row.active} | {row.restart_s:.1f} | {row.restart_s / base.restart_s:.1f} "
+            f"| {row.backend} | {row.active} | {row.restart_s:.1f} | {row.init_s:.2f} "
+            f"| {1000 * row.init_s / row.active:.2f} "
             f"| {row.submit_rate:.0f} | {row.submit_rate / base.submit_rate:.2f} "
             f"| {row.submit_p50:.0f} / {row.submit_p99:.0f} | {row.get_p50:.0f} / {row.get_p99:.0f} "
-            f"| {row.list_p50:.0f} | {row.rss_mib:.0f} |"
+            f"| {row.queue_get_p50:.2f} | {row.list_p50:.0f} | {row.rss_mib:.0f} |"
         )
     text = "\n".join([*lines, ""])
     (REPO / "bench" / "results_queue_scale.md").write_text(text)

@@ -54,6 +54,7 @@ class JobQueue:
         self._beats: dict[str, float] = {}
         self._dirty: set[str] = set()
         self._watchers: dict[str, set[asyncio.Event]] = {}  # job -> one event per open stream or wait
+        self._positions: dict[str, int] = {}  # queued job -> its place; emptied by every change (_queue_position)
         self._counts = {"completed": 0, "failed": 0, "cancelled": 0}
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task] = set()
@@ -444,10 +445,7 @@ class JobQueue:
         return self._store.storage.presign_get(record.output_key, self._args.storage.presign_expires_s)
 
     def _view(self, record: JobRecord) -> JobView:
-        position = None
-        if record.status == "queued":
-            waiting = [j for j, r in self._jobs.items() if r.status == "queued"]
-            position = waiting.index(record.job_id) if record.job_id in waiting else None
+        position = self._queue_position(record.job_id) if record.status == "queued" else None
         return JobView(
             job_id=record.job_id,
             model=record.model,
@@ -467,8 +465,17 @@ class JobQueue:
             weights=record.weights,
         )
 
+    def _queue_position(self, job_id: str) -> int | None:
+        """The job's place among queued jobs. The places are computed once per change, not once per read: a scan
+        per read would make polling cost (active jobs)^2."""
+        if job_id not in self._positions:  # a change since the last scan, or a job submitted since
+            waiting = (j for j, r in self._jobs.items() if r.status == "queued")
+            self._positions = {j: place for place, j in enumerate(waiting)}
+        return self._positions.get(job_id)
+
     def _changed(self, record: JobRecord, bump: bool = True) -> None:
         """A visible change of a job: a new revision (the SSE event id) and a wake-up for its streams."""
+        self._positions = {}  # a status may have changed: queue places are computed again at the next read
         if bump:
             record.revision += 1
         for watcher in self._watchers.get(record.job_id, ()):
