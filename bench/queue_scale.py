@@ -291,10 +291,11 @@ def write_results(rows: list[Row], opts: argparse.Namespace) -> None:
         "## The queue at scale (`bench/queue_scale.py`)",
         "",
         f"Machine: {cpu}, {os.cpu_count()} cores, no GPU (CPU-only); Python {platform.python_version()}, "
-        f"Ray {ray.__version__}. Command: `bench/queue_scale.py {' '.join(sys.argv[1:])}`.",
+        f"Ray {ray.__version__}. Command: `bench/queue_scale.py --jobs {' '.join(map(str, opts.jobs))} "
+        f"--backends {' '.join(opts.backends)} --requests {opts.requests}`.",
         *([opts.note] if opts.note else []),
-        f"Each row: {opts.requests} POSTs and {opts.requests} GETs, {opts.concurrency} and 8 clients; 20 list "
-        "pages, 2 clients. The first row of each backend (2 active jobs) is the baseline of the ratios.",
+        f"Each row: {opts.requests} POSTs ({opts.concurrency} clients) and {opts.requests} GETs (8 clients); 20 list "
+        "pages (2 clients). The first row of each backend (2 active jobs) is the baseline of the ratios.",
         "",
         "| backend | active jobs | restart to ready s | queue init (recovery) s | init ms per job | submissions/s "
         "| x baseline | submit p50 / p99 ms | GET p50 / p99 ms | queue's get p50 ms | list page p50 ms "
@@ -305,7 +306,7 @@ def write_results(rows: list[Row], opts: argparse.Namespace) -> None:
         base = next(r for r in rows if r.backend == row.backend)
         lines.append(
             f"| {row.backend} | {row.active} | {row.restart_s:.1f} | {row.init_s:.2f} "
-            f"| {1000 * row.init_s / row.active:.2f} "
+            f"| {'-' if row is base else f'{1000 * row.init_s / row.active:.2f}'} "
             f"| {row.submit_rate:.0f} | {row.submit_rate / base.submit_rate:.2f} "
             f"| {row.submit_p50:.0f} / {row.submit_p99:.0f} | {row.get_p50:.0f} / {row.get_p99:.0f} "
             f"| {row.queue_get_p50:.2f} | {row.list_p50:.0f} | {row.rss_mib:.0f} |"

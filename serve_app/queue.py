@@ -333,8 +333,10 @@ class JobQueue:
                 self._adopted[record.job_id] = deadline
             else:
                 self._pending.append(record.job_id)
-        for job_id in await asyncio.to_thread(self._store.pending_webhook_ids):
-            if (record := await self._recoverable(job_id, "webhooks")) is not None:
+        # Concurrently, like the active index: one read after another made a restart after a webhook outage slow.
+        webhook_ids = await asyncio.to_thread(self._store.pending_webhook_ids)
+        for record in await asyncio.gather(*(self._recoverable(job_id, "webhooks") for job_id in webhook_ids)):
+            if record is not None:
                 self._spawn(self._send_webhook(record))
         if self._jobs:
             logger.info(
