@@ -159,7 +159,7 @@ def test_jobs_survive_every_replica_kind_being_killed_under_load(deploy, local_s
             load.submit(load.bodies_of_key[earlier], earlier)
 
         assert set(killed) == set(KILLS), killed
-        assert len(load.accepted) >= 30, (len(load.accepted), load.refused_unkeyed)
+        assert len(load.accepted) >= 28, (len(load.accepted), load.refused_unkeyed)  # every keyed one, at least
 
         def unfinished() -> list[tuple[str, str]]:
             views = {job_id: load.view(job_id) for job_id in load.accepted}
