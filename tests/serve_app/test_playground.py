@@ -115,7 +115,10 @@ def session(browser: Any, serve_url: str, request: pytest.FixtureRequest) -> Ite
     page = context.new_page()
     page.on("console", lambda m: log.console_errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: log.page_errors.append(str(e)))
-    yield Session(page, log, request.node.name.replace("test_", "", 1))
+    name = request.node.name.replace("test_", "", 1)
+    for stale in ARTIFACTS.glob(f"{name}-*.png"):  # a screenshot of an earlier run would mislead
+        stale.unlink()
+    yield Session(page, log, name)
     context.close()
 
 
@@ -234,8 +237,12 @@ def test_lip_sync_with_wav2lip_from_the_browser(session, app_url, tmp_path):
     face = write_clip(tmp_path / "face.mp4", [np.roll(astronaut(), shift, axis=1) for shift in range(8)], fps=25)
     open_playground(s, app_url)
     choose_model(s, "wav2lip")
-    s.page.set_input_files("#field-video_key", {"name": "face.mp4", "mimeType": "video/mp4", "buffer": face.read_bytes()})
-    s.page.set_input_files("#field-audio_key", {"name": "speech.wav", "mimeType": "audio/wav", "buffer": wav_bytes(0.48)})
+    s.page.set_input_files(
+        "#field-video_key", {"name": "face.mp4", "mimeType": "video/mp4", "buffer": face.read_bytes()}
+    )
+    s.page.set_input_files(
+        "#field-audio_key", {"name": "speech.wav", "mimeType": "audio/wav", "buffer": wav_bytes(0.48)}
+    )
     s.screenshot("filled")
     watch_progress(s)
     s.page.click("#submit")
@@ -276,7 +283,11 @@ def test_a_plugin_models_job_is_cancelled_from_the_page(session, app_url):
                  || /completed|failed|cancelled/.test(document.getElementById('job-status').textContent)""",
         timeout=JOB_TIMEOUT_MS,
     )
-    shown = [s.page.text_content("#stage"), s.page.text_content("#job-status"), *s.page.all_text_contents(".error")]
+    shown = [
+        s.page.text_content("#stage"),
+        s.page.text_content("#job-status"),
+        *s.page.locator(".error").all_text_contents(),
+    ]
     assert shown[0] == "waiting for cancel", shown
     job_id = s.page.text_content("#job-id")
     assert job_row_status(s, job_id) in ("queued", "processing")
