@@ -151,8 +151,9 @@ def watch_progress(s: Session) -> None:
             window.seen = [];
             const note = () => window.seen.push([document.getElementById('progress').value,
                                                  document.getElementById('stage').textContent]);
-            new MutationObserver(note).observe(document.getElementById('stage'), {childList: true, characterData: true});
-            new MutationObserver(note).observe(document.getElementById('progress-text'), {childList: true});
+            for (const id of ['stage', 'progress-text']) {
+                new MutationObserver(note).observe(document.getElementById(id), {childList: true, characterData: true});
+            }
         }"""
     )
 
@@ -175,7 +176,10 @@ def wait_completed_and_playable(s: Session) -> dict[str, Any]:
             const v = document.getElementById('result-video');
             v.muted = true;
             await v.play();
-            await new Promise((resolve) => { const tick = () => v.currentTime > 0 ? resolve() : setTimeout(tick, 50); tick(); });
+            await new Promise((resolve) => {
+                const tick = () => (v.currentTime > 0 ? resolve() : setTimeout(tick, 50));
+                tick();
+            });
             v.pause();
             return {duration: v.duration, error: v.error && v.error.message, width: v.videoWidth,
                     src: v.currentSrc, download: document.getElementById('download').href, seen: window.seen || []};
@@ -185,6 +189,11 @@ def wait_completed_and_playable(s: Session) -> dict[str, Any]:
     assert video["error"] is None and video["duration"] > 0 and video["width"] > 0, video
     assert video["download"] == video["src"] and "/files/jobs/" in video["src"], video
     return video
+
+
+def file(name: str, mime_type: str, data: bytes) -> dict[str, Any]:
+    """A file for a file input, made in the test."""
+    return {"name": name, "mimeType": mime_type, "buffer": data}
 
 
 def png_bytes(size: int) -> bytes:
@@ -217,7 +226,7 @@ def test_image_to_video_with_ltx2_from_the_browser(session, app_url):
     s.page.fill("#field-prompt", "the astronaut smiles")
     for name, value in (("width", "64"), ("height", "64"), ("duration", "0.5"), ("fps", "16")):
         s.page.fill(f"#field-{name}", value)
-    s.page.set_input_files("#field-image_key", {"name": "face.png", "mimeType": "image/png", "buffer": png_bytes(64)})
+    s.page.set_input_files("#field-image_key", file("face.png", "image/png", png_bytes(64)))
     s.screenshot("filled")
     watch_progress(s)
     s.page.click("#submit")
@@ -237,12 +246,8 @@ def test_lip_sync_with_wav2lip_from_the_browser(session, app_url, tmp_path):
     face = write_clip(tmp_path / "face.mp4", [np.roll(astronaut(), shift, axis=1) for shift in range(8)], fps=25)
     open_playground(s, app_url)
     choose_model(s, "wav2lip")
-    s.page.set_input_files(
-        "#field-video_key", {"name": "face.mp4", "mimeType": "video/mp4", "buffer": face.read_bytes()}
-    )
-    s.page.set_input_files(
-        "#field-audio_key", {"name": "speech.wav", "mimeType": "audio/wav", "buffer": wav_bytes(0.48)}
-    )
+    s.page.set_input_files("#field-video_key", file("face.mp4", "video/mp4", face.read_bytes()))
+    s.page.set_input_files("#field-audio_key", file("speech.wav", "audio/wav", wav_bytes(0.48)))
     s.screenshot("filled")
     watch_progress(s)
     s.page.click("#submit")
@@ -275,7 +280,7 @@ def test_a_plugin_models_job_is_cancelled_from_the_page(session, app_url):
     options = s.page.eval_on_selector_all("#model option", "os => os.map(o => o.value)")
     assert set(options) == {"ltx2", "wav2lip", "flipbook"}, options  # the plug-in's form, with no page change
     choose_model(s, "flipbook")
-    s.page.set_input_files("#field-page_key", {"name": "page.png", "mimeType": "image/png", "buffer": png_bytes(32)})
+    s.page.set_input_files("#field-page_key", file("page.png", "image/png", png_bytes(32)))
     s.page.click("#submit")
     s.page.wait_for_function(
         """() => document.getElementById('stage').textContent === 'waiting for cancel'
