@@ -4,13 +4,14 @@ project (no CDN), with a Content-Security-Policy that keeps every request on the
 Public on purpose: a page holds no data; the API calls it makes carry the user's key.
 """
 
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,6 +21,7 @@ PLAYGROUND_DIR = Path(__file__).parent / "playground"
 DOCS_ASSETS = resources.files("fastapi_offline") / "static"  # Swagger UI and ReDoc bundles, pinned in pyproject
 SWAGGER_PARAMETERS = {"validatorUrl": None}  # Swagger UI's badge would send the spec to validator.swagger.io
 BASE_HEADERS = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
+REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 
 
 def storage_origins(storage: StorageArgs) -> list[str]:
@@ -78,9 +80,22 @@ def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
+@cache
+def redoc_bundle() -> bytes:
+    """ReDoc's script, its sidebar logo pointed at nothing: ReDoc always loads Redocly's logo from their CDN (no
+    option turns it off); with `data:,` the image fails at once and ReDoc hides it, and nothing leaves."""
+    return (DOCS_ASSETS / "redoc.standalone.js").read_text(encoding="utf-8").replace(REDOC_LOGO, "data:,").encode()
+
+
 def add_pages(app: FastAPI, storage: StorageArgs) -> None:
     """/playground, /docs (Swagger UI) and /redoc, from local files; `app` must be built with docs_url=None."""
     app.add_middleware(SecurityHeaders, policies=page_policies(storage_origins(storage)))
+
+    @app.get("/docs/assets/redoc.standalone.js", include_in_schema=False)
+    async def redoc_script() -> Response:
+        """The ReDoc bundle without its one CDN image (matched before the assets folder below)."""
+        return Response(redoc_bundle(), media_type="text/javascript", headers={"cache-control": "max-age=3600"})
+
     app.mount("/docs/assets", StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
     app.mount("/playground/assets", StaticFiles(directory=str(PLAYGROUND_DIR)), name="playground-assets")
 
