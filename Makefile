@@ -18,12 +18,15 @@ $(STAMP): pyproject.toml client/pyproject.toml
 
 install: $(STAMP)
 
-# Prometheus (the metrics tests run a real one): Debian's package, installed once.
+# Prometheus (the metrics tests run a real one) and Chromium (the playground's browser test, driven by Playwright
+# through executable_path: no browser download): Debian's packages, installed once.
 system-deps:
-	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v chromium >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			prometheus chromium >/dev/null; }
 
 serve: install
+	@echo "Once the app is up: playground http://127.0.0.1:8000/playground, API docs http://127.0.0.1:8000/docs"
 	$(VENV)/bin/serve run serve_config.local.yaml
 
 # Two pytest sessions: each owns one Ray cluster (the cluster tests start a fake multi-node one).

@@ -52,6 +52,11 @@ class StagedInput:
     name: str  # file name under jobs/{id}/inputs/, and the runner's key in `inputs`
     kind: MediaKind
 
+    @property
+    def uploaded(self) -> bool:
+        """True for an upload key (`*_key`), False for a URL or base64 field: by the field's suffix."""
+        return not self.field.endswith(("_url", "_base64"))
+
 
 # plan(request, args) -> the job's params: checks limits and snaps values before anything is staged.
 Plan = Callable[[Any, Any], dict[str, Any]]

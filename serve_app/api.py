@@ -25,6 +25,8 @@ from serve_app.schemas import (
     PresignUploadRequest,
     PresignUploadView,
 )
+from serve_app.settings import StorageArgs
+from serve_app.webui import add_pages
 
 if TYPE_CHECKING:
     from serve_app.gateway import Gateway
@@ -98,14 +100,44 @@ def prefer_wait(prefer: str | None) -> int | None:
     return None
 
 
-def build_api(gateway: "Gateway", request_type: Any, model_names: frozenset[str]) -> FastAPI:
-    """The FastAPI app of one gateway replica: every route delegates to `gateway`."""
+def mark_uploads(app: FastAPI, uploads: dict[str, dict[str, str]]) -> None:
+    """Tag each upload-key field of a request schema in /openapi.json with `x-media-kind` (image, video or
+    audio: the presign `input_type`), so a client (the playground) can offer a file input for it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = build()["components"]["schemas"]  # build() caches the dict it returns in app.openapi_schema
+            for schema_name, fields in uploads.items():
+                properties = schemas.get(schema_name, {}).get("properties", {})
+                for field, kind in fields.items():
+                    if field in properties:
+                        properties[field]["x-media-kind"] = kind
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def build_api(
+    gateway: "Gateway",
+    request_type: Any,
+    model_names: frozenset[str],
+    storage: StorageArgs,
+    uploads: dict[str, dict[str, str]],
+) -> FastAPI:
+    """The FastAPI app of one gateway replica: every route delegates to `gateway`; the pages are local files.
+    `uploads` names the upload-key fields of each request schema and their media kind."""
     app = FastAPI(
         title="Video generation API",
         version="1.0",
-        description="Video jobs (" + ", ".join(sorted(model_names)) + ") on a Ray Serve cluster.",
+        description="Video jobs (" + ", ".join(sorted(model_names)) + ") on a Ray Serve cluster. "
+        "Try them in the browser at [/playground](playground).",
+        docs_url=None,  # served by add_pages from installed files, not from a CDN
+        redoc_url=None,
     )
     add_error_handlers(app, model_names)
+    add_pages(app, storage)
+    mark_uploads(app, uploads)
 
     @app.post("/api/v1/generate", status_code=201, response_model=CreatedView, tags=["jobs"], dependencies=SECURED)
     async def generate(

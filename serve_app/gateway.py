@@ -95,7 +95,10 @@ class Gateway:
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         """Serve calls this once the replica is constructed: the routes, with this catalogue's request body."""
-        return build_api(self, self._request_type, frozenset(self._specs))
+        uploads = {
+            spec.request.__name__: {i.field: i.kind for i in spec.inputs if i.uploaded} for spec in self._specs.values()
+        }
+        return build_api(self, self._request_type, frozenset(self._specs), self._args.storage, uploads)
 
     # ---- jobs -----------------------------------------------------------------------------------
 
@@ -265,8 +268,7 @@ class Gateway:
     def _check_upload_owner(self, spec: ModelSpec, body: BaseModel, caller: Caller) -> None:
         """An uploaded input must be the caller's own upload (its key carries the uploader's key id)."""
         for source in input_sources(spec, body):
-            uploaded = not source.field.endswith(("_url", "_base64"))
-            if uploaded and not caller.admin and not source.value.startswith(upload_prefix(caller.key_id)):
+            if source.input.uploaded and not caller.admin and not source.value.startswith(upload_prefix(caller.key_id)):
                 raise InvalidInput(source.field, f"no upload at {source.value[:200]} for this API key")
 
     def _queue_of(self, job_id: str) -> DeploymentHandle:

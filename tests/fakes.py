@@ -109,3 +109,18 @@ class PacedRunner(FakeRunner):
     def run(self, job: JobSpec, inputs: dict[str, Path], workdir: Path, reporter: Reporter) -> RunOutput:
         self.STEPS = 2 if str(job.params.get("prompt", "")).startswith("quick") else 40
         return super().run(job, inputs, workdir, reporter)
+
+
+class UntilCancelledRunner(FakeRunner):
+    """Runs until its job is cancelled (failing after `LIMIT_S` if never), so a test that cancels from a browser
+    does not race the machine's speed."""
+
+    LIMIT_S = 600.0
+
+    def run(self, job: JobSpec, inputs: dict[str, Path], workdir: Path, reporter: Reporter) -> RunOutput:
+        deadline = time.monotonic() + self.LIMIT_S
+        while time.monotonic() < deadline:
+            reporter.raise_if_cancelled()
+            reporter.report("waiting for cancel", 0.25)
+            time.sleep(0.1)
+        raise JobFailed(f"not cancelled within {self.LIMIT_S} s", code="not_cancelled")
