@@ -9,6 +9,7 @@ head). The outputs are noise, not video.
 
 from __future__ import annotations
 
+import math
 import string
 from typing import Any
 
@@ -38,6 +39,7 @@ from transformers import (
 from deployments.ltx2.versions import VERSIONS
 
 TEXT_HIDDEN, TEXT_LAYERS = 32, 2
+TINY_DURATION_S = 2.0  # about what the tiny duration head predicts for any prompt
 VIDEO_TEXT_DIM, AUDIO_TEXT_DIM = 16, 8  # the tiny transformer's cross-attention widths
 # Gemma's special tokens, its word-boundary mark and single letters: with no BPE merges, text tokenizes per letter
 _VOCAB = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "\u2581", *string.ascii_lowercase]
@@ -249,11 +251,14 @@ def _tiny_bwe_vocoder(sample_rate: int) -> LTX2VocoderWithBWE:
 
 
 def _tiny_duration_head() -> LTX2DurationHead:
-    return LTX2DurationHead(
+    head = LTX2DurationHead(
         video_cross_attention_dim=VIDEO_TEXT_DIM,
         audio_cross_attention_dim=AUDIO_TEXT_DIM,
         pooler_hidden_dim=8,
         num_queries=1,
         num_pooler_heads=2,
         mlp_hidden_dim=8,
-    ).eval()
+    )
+    with torch.no_grad():  # the head predicts log-seconds: centre the random head on ~2 s, a short clip
+        head.mlp_out.bias.fill_(math.log(TINY_DURATION_S))
+    return head.eval()
