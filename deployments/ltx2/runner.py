@@ -90,8 +90,12 @@ class LTX2Runner:
 
     def _check_version_parts(self) -> None:
         """Refuse at start-up weights that lack a part their release's recipes rely on."""
-        if VERSIONS[self.args.model_version].duration_head and self.pipe.duration_head is None:
-            raise ValueError(f"ltx2: LTX-{self.args.model_version} weights need a duration_head/ component")
+        version = self.args.model_version
+        if VERSIONS[version].duration_head and self.pipe.duration_head is None:
+            raise ValueError(f"ltx2: LTX-{version} weights need a duration_head/ component")
+        for quality in self.args.qualities:
+            for stage in recipe_for(version, quality).stages:
+                self._guidance(stage)  # STG blocks past the transformer's depth raise here, not in a job
 
     def _load_loras(self) -> None:
         """Every adapter goes into the shared transformer once, at replica start."""
@@ -152,6 +156,8 @@ class LTX2Runner:
     def _predict_num_frames(self, params: LTX2Params, embeds: dict[str, torch.Tensor]) -> int:
         """LTX-2.5's duration head: the clip length the prompt implies, within min/max_duration_s, on the 8k+1 grid."""
         pipe = self.pipe
+        if pipe.duration_head is None:  # a job planned while this deployment served LTX-2.5
+            raise JobFailed("num_frames auto needs a duration head, which these weights lack", code="misconfigured")
         padding_side = getattr(pipe.tokenizer, "padding_side", "left")
         video_tokens, audio_tokens, _ = pipe.connectors(
             embeds["prompt_embeds"], embeds["prompt_attention_mask"], padding_side=padding_side
@@ -309,7 +315,7 @@ def _stg_blocks(blocks: tuple[int, ...], transformer: torch.nn.Module, weights: 
     if all(b < depth for b in blocks):
         return list(blocks)
     if weights != RANDOM_WEIGHTS:
-        raise JobFailed(f"STG blocks {list(blocks)} need a {max(blocks) + 1}-layer transformer", code="misconfigured")
+        raise ValueError(f"ltx2: STG blocks {list(blocks)} need a transformer of {max(blocks) + 1}+ layers")
     return sorted({b % depth for b in blocks})
 
 

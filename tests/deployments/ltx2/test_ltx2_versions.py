@@ -23,7 +23,7 @@ from deployments.ltx2.recipes import RECIPES, transformer_calls_per_step
 from deployments.ltx2.request import LTX2Request
 from deployments.ltx2.runner import LTX2Runner
 from deployments.ltx2.spec import plan
-from deployments.ltx2.tiny import build_tiny_components
+from deployments.ltx2.tiny import build_tiny_components, build_tiny_upsampler
 from tests.deployments.ltx2.test_ltx2_runner import FakeReporter, ForwardCounter, job, write_lora
 
 VERSIONS = ("2.0", "2.3", "2.5")
@@ -233,3 +233,15 @@ def test_2_5_loads_transformer_full_with_its_schedule(tmp_path: Path) -> None:
     assert (full_schedule.use_dynamic_shifting, full_schedule.shift_terminal) == (True, 0.1)
     distilled_schedule = runner._pipes[False, True].scheduler.config
     assert (distilled_schedule.use_dynamic_shifting, distilled_schedule.shift_terminal) == (False, None)
+
+
+def test_real_weights_shallower_than_the_stg_block_fail_at_start_up(tmp_path: Path) -> None:
+    weights = tmp_path / "ltx-2.3"
+    LTX2Pipeline(**build_tiny_components("2.3")).save_pretrained(weights)
+    build_tiny_upsampler().save_pretrained(weights / "latent_upsampler")
+    lora = write_lora(tmp_path / "ltx-2.3-22b-distilled-lora-384.safetensors", scale=0.1)
+    args = LTX2Args(weights=str(weights), model_version="2.3", distilled_lora=str(lora), device="cpu")
+    # 2.3's pro perturbs block 28; the tiny transformer has 2 (only random weights may map the block onto them)
+    with pytest.raises(ValueError, match=r"STG blocks \[28\] need a transformer of 29\+ layers"):
+        LTX2Runner(args)
+    LTX2Runner(args.model_copy(update={"qualities": ("fast",)}))  # fast runs no STG: the same weights serve it
