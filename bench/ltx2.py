@@ -1,6 +1,6 @@
 """LTX-2 speed: seconds per denoising step and per clip, `fast` and `pro`, at the nominal 768x512x121 request.
 
-    .venv/bin/python -m bench.ltx2 [--out bench/results_ltx2.md] [--repeats 3]
+    .venv/bin/python -m bench.ltx2 [--out bench/results_ltx2.md] [--repeats 3] [--versions-only]
 
 With CUDA: the real-size LTX-2.0 transformer (48 layers, random bf16 weights) is timed per step at the exact
 latent geometry of the request; a clip's denoising time is steps x step time (text encoding, upsampler and VAE
@@ -172,13 +172,14 @@ def _time_release(version: str, repeats: int) -> dict[str, float]:
     return {"fast": timed(lambda: model(**fast), repeats, "cpu"), "pro_stage_1": timed(pro_step, repeats, "cpu")}
 
 
-def report_versions(results: dict[str, dict[str, float]]) -> str:
+def report_versions(results: dict[str, dict[str, float]], note: str | None = None) -> str:
     """The per-release rows, as ratios to LTX-2.0 measured in the same run."""
     base = results["2.0"]
     lines = [
         "### LTX-2 per release (CPU, tiny random transformers, regression guard only)",
         "",
         f"- Machine: {machine('cpu')}",
+        *([f"- Conditions: {note}"] if note else []),
         "- One step at 768x512x121 (fast: full size, 1 call; pro stage 1: half size, the recipe's calls per step)",
         "",
         "| Release | pro stage-1 calls/step | fast s/step | x 2.0 | pro stage-1 s/step | x 2.0 |",
@@ -277,11 +278,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results_ltx2.md"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--note", help="Run conditions to record with the results (e.g. a shared machine).")
+    parser.add_argument("--versions-only", action="store_true", help="Only the per-release rows (CPU, tiny).")
     args = parser.parse_args()
+    if args.versions_only:
+        text = report_versions(bench_versions(args.repeats), args.note)
+        args.out.write_text(text)
+        print(text)
+        return
     device = "cuda" if torch.cuda.is_available() else "cpu"
     steps = bench_steps(device, args.repeats)
     clips = None if device == "cuda" else bench_cpu_clips(args.repeats)
-    text = report(device, steps, clips, args.note) + "\n" + report_versions(bench_versions(args.repeats))
+    text = report(device, steps, clips, args.note) + "\n" + report_versions(bench_versions(args.repeats), args.note)
     args.out.write_text(text)
     print(text)
 

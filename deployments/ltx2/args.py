@@ -95,6 +95,10 @@ class LTX2Args(ModelArgs):
             check_lora_release(source, self.model_version, f"camera_loras.{motion}:")
         if self.distilled_lora:
             check_lora_release(self.distilled_lora, self.model_version, "distilled_lora:")
+        return self
+
+    @model_validator(mode="after")
+    def _duration_bounds(self) -> LTX2Args:
         if self.min_duration_s >= self.max_duration_s:
             raise ValueError("min_duration_s must be below max_duration_s")
         return self
