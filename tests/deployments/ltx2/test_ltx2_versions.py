@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import LTX2Pipeline
+from PIL import Image
 from pydantic import ValidationError
 
 from deployments.base import RunOutput
@@ -245,3 +246,17 @@ def test_real_weights_shallower_than_the_stg_block_fail_at_start_up(tmp_path: Pa
     with pytest.raises(ValueError, match=r"STG blocks \[28\] need a transformer of 29\+ layers"):
         LTX2Runner(args)
     LTX2Runner(args.model_copy(update={"qualities": ("fast",)}))  # fast runs no STG: the same weights serve it
+
+
+@pytest.mark.parametrize(("version", "quality"), [("2.3", "pro"), ("2.5", "fast")])
+def test_image_to_video_on_the_newer_releases(
+    runners: dict[str, LTX2Runner], version: str, quality: str, tmp_path: Path
+) -> None:
+    image = tmp_path / "red.png"
+    Image.new("RGB", (90, 30), (255, 0, 0)).save(image)
+    tmp_path.joinpath("out").mkdir()
+    out = runners[version].run(
+        job(quality=quality, num_frames=9, image_to_video=True), {"image": image}, tmp_path / "out", FakeReporter()
+    )
+    assert out.details["image_to_video"] is True
+    assert streams(out.video_path) == {"frames": 9, "sample_rate": SAMPLE_RATES[version]}
