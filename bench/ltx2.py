@@ -1,6 +1,6 @@
 """LTX-2 speed: seconds per denoising step and per clip, `fast` and `pro`, at the nominal 768x512x121 request.
 
-    .venv/bin/python -m bench.ltx2 [--out bench/results_ltx2.md] [--repeats 3]
+    .venv/bin/python -m bench.ltx2 [--out bench/results_ltx2.md] [--repeats 3] [--versions-only]
 
 With CUDA: the real-size LTX-2.0 transformer (48 layers, random bf16 weights) is timed per step at the exact
 latent geometry of the request; a clip's denoising time is steps x step time (text encoding, upsampler and VAE
@@ -10,6 +10,10 @@ decode are not included). Compare with the anchor from research/ltx2.md: sglang 
 Without CUDA: the tiny random transformer at the same latent geometry, plus whole tiny-runner jobs (prompt to
 mp4) at 768x512x121; the tiny VAE keeps the real 32x/8x compression. These CPU numbers are a regression guard
 for our own code path only; they say nothing about real-model speed.
+
+Per release (2.0, 2.3, 2.5), always: each release's tiny transformer, one `fast` step and one `pro` stage-1 step
+(all the transformer calls its recipe makes: 3 for 2.3/2.5's CFG + STG + modality guidance) at the same geometry,
+as ratios to LTX-2.0 measured in the same run.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -28,7 +32,7 @@ from diffusers import LTX2VideoTransformer3DModel
 
 from deployments.base import JobSpec
 from deployments.ltx2.args import LTX2Args
-from deployments.ltx2.recipes import RECIPES
+from deployments.ltx2.recipes import RECIPES, transformer_calls_per_step
 from deployments.ltx2.runner import LTX2Runner
 from deployments.ltx2.tiny import build_tiny_components
 
@@ -62,7 +66,7 @@ class StepShape:
 
 def step_shapes() -> dict[str, StepShape]:
     """fast: full size, batch 1. pro: stage 1 at half size with CFG (batch 2), stage 2 full size, batch 1."""
-    first, _ = RECIPES["pro"].stages
+    first, _ = RECIPES["2.0", "pro"].stages
     half = (WIDTH // first.size_divisor, HEIGHT // first.size_divisor)
     return {
         "fast": StepShape("fast (batch 1, 768x512)", 1, WIDTH, HEIGHT),
@@ -74,16 +78,18 @@ def step_shapes() -> dict[str, StepShape]:
 def transformer_inputs(model: LTX2VideoTransformer3DModel, shape: StepShape, device: str) -> dict:
     """Random inputs with exactly the shapes the pipeline feeds the transformer for this request."""
     cfg, dtype, batch = model.config, model.dtype, shape.batch
+    # 2.3+ (no caption projection in the transformer): the connectors hand over text at the cross-attention widths
+    video_text = cfg.caption_channels if cfg.use_prompt_embeddings else cfg.cross_attention_dim
+    audio_text = cfg.caption_channels if cfg.use_prompt_embeddings else cfg.audio_cross_attention_dim
     frames = (FRAMES - 1) // REAL_VAE["temporal"] + 1
     height, width = shape.height // REAL_VAE["spatial"], shape.width // REAL_VAE["spatial"]
     audio_frames = round(FRAMES / FPS * REAL_VAE["audio_latents_per_s"])
-    text = torch.randn(batch, TEXT_TOKENS, cfg.caption_channels, device=device, dtype=dtype)
     timestep = torch.full((batch,), 500.0, device=device)
     return {
         "hidden_states": torch.randn(batch, frames * height * width, cfg.in_channels, device=device, dtype=dtype),
         "audio_hidden_states": torch.randn(batch, audio_frames, cfg.audio_in_channels, device=device, dtype=dtype),
-        "encoder_hidden_states": text,
-        "audio_encoder_hidden_states": text,
+        "encoder_hidden_states": torch.randn(batch, TEXT_TOKENS, video_text, device=device, dtype=dtype),
+        "audio_encoder_hidden_states": torch.randn(batch, TEXT_TOKENS, audio_text, device=device, dtype=dtype),
         "timestep": timestep,
         "sigma": timestep,
         "encoder_attention_mask": torch.ones(batch, TEXT_TOKENS, device=device, dtype=torch.long),
@@ -95,7 +101,7 @@ def transformer_inputs(model: LTX2VideoTransformer3DModel, shape: StepShape, dev
         "audio_num_frames": audio_frames,
         "video_coords": model.rope.prepare_video_coords(batch, frames, height, width, device, fps=float(FPS)),
         "audio_coords": model.audio_rope.prepare_audio_coords(batch, audio_frames, device),
-        "use_cross_timestep": False,  # LTX-2.0
+        "use_cross_timestep": not cfg.use_prompt_embeddings,  # False for LTX-2.0, True for 2.3/2.5
         "return_dict": False,
     }
 
@@ -139,6 +145,60 @@ def bench_steps(device: str, repeats: int) -> dict[str, float]:
     return results
 
 
+VERSIONS = ("2.0", "2.3", "2.5")
+
+
+def bench_versions(repeats: int) -> dict[str, dict[str, float]]:
+    """Per release, seconds of one `fast` step and one `pro` stage-1 step with that release's tiny transformer."""
+    with torch.no_grad():
+        return {version: _time_release(version, repeats) for version in VERSIONS}
+
+
+def _time_release(version: str, repeats: int) -> dict[str, float]:
+    """One release on CPU: every transformer call its recipe makes per step (the CFG call at batch 2, the STG and
+    modality passes at batch 1, on the positive prompt)."""
+    shapes = step_shapes()
+    model = build_tiny_components(version)["transformer"]
+    extra = transformer_calls_per_step(RECIPES[version, "pro"].stages[0]) - 1
+    fast = transformer_inputs(model, shapes["fast"], "cpu")
+    cfg_call = transformer_inputs(model, shapes["pro_stage_1"], "cpu")
+    single = transformer_inputs(model, replace(shapes["pro_stage_1"], batch=1), "cpu")
+
+    def pro_step() -> None:
+        model(**cfg_call)
+        for _ in range(extra):
+            model(**single)
+
+    return {"fast": timed(lambda: model(**fast), repeats, "cpu"), "pro_stage_1": timed(pro_step, repeats, "cpu")}
+
+
+def report_versions(results: dict[str, dict[str, float]], note: str | None = None) -> str:
+    """The per-release rows, as ratios to LTX-2.0 measured in the same run."""
+    base = results["2.0"]
+    lines = [
+        "### LTX-2 per release (CPU, tiny random transformers, regression guard only)",
+        "",
+        f"- Machine: {machine('cpu')}",
+        *([f"- Conditions: {note}"] if note else []),
+        "- One step at 768x512x121 (fast: full size, 1 call; pro stage 1: half size, the recipe's calls per step)",
+        "",
+        "| Release | pro stage-1 calls/step | fast s/step | x 2.0 | pro stage-1 s/step | x 2.0 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for version, r in results.items():
+        calls = transformer_calls_per_step(RECIPES[version, "pro"].stages[0])
+        lines.append(
+            f"| {version} | {calls} | {r['fast']:.4f} | {r['fast'] / base['fast']:.2f} | "
+            f"{r['pro_stage_1']:.4f} | {r['pro_stage_1'] / base['pro_stage_1']:.2f} |"
+        )
+    lines += [
+        "",
+        "No GPU was available here: the real-size per-release step times (research/ltx2.md §3-4 anchors) are not",
+        "measured. The 2.3/2.5 pro stage-1 step costs 3 transformer calls against 2.0's 1 (batch-2) call.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def bench_cpu_clips(repeats: int) -> dict[str, float]:
     """Whole tiny-runner jobs (prompt encoding to mp4) at 768x512x121, with the recipes' full step counts."""
     runner = LTX2Runner(LTX2Args(allow_random_weights=True, device="cpu"))
@@ -160,7 +220,7 @@ def bench_cpu_clips(repeats: int) -> dict[str, float]:
 
 def clip_denoise_s(steps: dict[str, float]) -> dict[str, float]:
     """Denoising seconds per clip: each recipe's step counts times the measured step times."""
-    fast, (pro_1, pro_2) = RECIPES["fast"].stages[0], RECIPES["pro"].stages
+    fast, (pro_1, pro_2) = RECIPES["2.0", "fast"].stages[0], RECIPES["2.0", "pro"].stages
     return {
         "fast": fast.steps * steps["fast"],
         "pro": pro_1.steps * steps["pro_stage_1"] + pro_2.steps * steps["pro_stage_2"],
@@ -194,7 +254,7 @@ def report(device: str, steps: dict[str, float], clips: dict[str, float] | None,
         "| Mode | steps | denoising s/clip (steps x s/step) |",
         "|---|---|---|",
     ]
-    stage_steps = {q: "+".join(str(s.steps) for s in RECIPES[q].stages) for q in RECIPES}
+    stage_steps = {q: "+".join(str(s.steps) for s in RECIPES["2.0", q].stages) for q in ("fast", "pro")}
     lines += [f"| {q} | {stage_steps[q]} | {v:.3f} |" for q, v in clip_denoise_s(steps).items()]
     if clips:
         lines += ["", f"Whole tiny-runner jobs at {WIDTH}x{HEIGHT}x{FRAMES} (prompt to mp4, full recipe steps):", ""]
@@ -218,11 +278,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results_ltx2.md"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--note", help="Run conditions to record with the results (e.g. a shared machine).")
+    parser.add_argument("--versions-only", action="store_true", help="Only the per-release rows (CPU, tiny).")
     args = parser.parse_args()
+    if args.versions_only:
+        text = report_versions(bench_versions(args.repeats), args.note)
+        args.out.write_text(text)
+        print(text)
+        return
     device = "cuda" if torch.cuda.is_available() else "cpu"
     steps = bench_steps(device, args.repeats)
     clips = None if device == "cuda" else bench_cpu_clips(args.repeats)
-    text = report(device, steps, clips, args.note)
+    text = report(device, steps, clips, args.note) + "\n" + report_versions(bench_versions(args.repeats), args.note)
     args.out.write_text(text)
     print(text)
 

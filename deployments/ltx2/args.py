@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator, model_validator
+from pydantic import Field, NonNegativeFloat, PositiveInt, model_validator
 
 from deployments.base import ModelArgs
 from deployments.ltx2.params import Quality
+from deployments.ltx2.versions import ALL_CAMERA_MOTIONS, VERSIONS, ModelVersion, check_lora_release
 from serve_app.errors import InvalidInput
 
-CAMERA_MOTIONS = ("static", "dolly_in", "dolly_out", "dolly_left", "dolly_right", "jib_up", "jib_down")
+CAMERA_MOTIONS = ALL_CAMERA_MOTIONS  # every release's; each deployment accepts only its own version's
 
 
 class LTX2Args(ModelArgs):
@@ -19,22 +20,32 @@ class LTX2Args(ModelArgs):
         description="Camera motion -> LoRA source (local path, hf://, s3://). `static` with no entry = base model.",
     )
     max_duration_s: float = Field(10.0, gt=0, description="Longest clip a request may ask for, in seconds.")
+    min_duration_s: float = Field(
+        1.0, gt=0, description="Shortest clip the LTX-2.5 duration head may pick when `duration` is omitted."
+    )
+    default_duration_s: float = Field(
+        5.0, gt=0, description="Clip length when a request omits `duration` (2.0/2.3; 2.5 lets its duration head pick)."
+    )
     max_side: PositiveInt = Field(1920, description="Largest width or height a request may ask for, in pixels.")
 
-    model_version: Literal["2.0"] = Field(
-        "2.0", description="LTX-2 release the weights belong to; picks the version-specific call arguments."
+    model_version: ModelVersion = Field(
+        "2.0",
+        description="LTX-2 release the weights belong to: picks its recipes, call arguments, text encoder (Gemma 3 "
+        "for 2.0/2.3, Gemma 4 for 2.5), vocoder rate and repo layout (docs/ltx2.md).",
     )
     transformer_kind: Literal["full", "distilled"] = Field(
         "full",
-        description="What the transformer in `weights` is: the full (dev) model, or an already distilled one "
-        "(e.g. rootonchair/LTX-2-19b-distilled, which can serve `fast` only).",
+        description="Which transformer to serve: the full (dev) model, or an already distilled one "
+        "(e.g. rootonchair/LTX-2-19b-distilled, which can serve `fast` only). LTX-2.5 repos hold both: "
+        "full = transformer_full/, distilled = transformer/.",
     )
     qualities: tuple[Quality, ...] = Field(
         ("fast", "pro"), min_length=1, description="Quality modes this deployment serves; others are rejected."
     )
     distilled_lora: str | None = Field(
         None,
-        description="LoRA that turns the full model into the distilled one (ltx-2-19b-distilled-lora-384), used by "
+        description="LoRA that turns the full model into the distilled one (ltx-2-19b-distilled-lora-384, "
+        "ltx-2.3-22b-distilled-lora-384, ltx-2.5-22b-distilled-lora-450-bf16), used by "
         "`fast` and by stage 2 of `pro`: local .safetensors file or dir, hf://org/repo/file, s3://bucket/key.",
     )
     distilled_lora_strength: NonNegativeFloat = Field(1.0, description="Adapter weight of `distilled_lora`.")
@@ -43,8 +54,8 @@ class LTX2Args(ModelArgs):
     )
     text_encoder: str | None = Field(
         None,
-        description="Gemma 3 text encoder + tokenizer when not taken from `weights`: a diffusers-layout dir with "
-        "text_encoder/ and tokenizer/, or a plain Gemma 3 checkpoint (gated: set HF_TOKEN).",
+        description="Text encoder + tokenizer when not taken from `weights` (Gemma 3 for 2.0/2.3, Gemma 4 for 2.5): "
+        "a diffusers-layout dir with text_encoder/ and tokenizer/, or a plain Gemma checkpoint (gated: set HF_TOKEN).",
     )
     camera_lora_strength: NonNegativeFloat = Field(1.0, description="Adapter weight of the requested camera LoRA.")
     dtype: Literal["auto", "bfloat16", "float32"] = Field(
@@ -74,13 +85,23 @@ class LTX2Args(ModelArgs):
         description="Override the `pro` stage-1 step count (CPU smoke runs and tests); None = the recipe's own.",
     )
 
-    @field_validator("camera_loras")
-    @classmethod
-    def _known_motions(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(value) - set(CAMERA_MOTIONS))
+    @model_validator(mode="after")
+    def _loras_of_this_version(self) -> LTX2Args:
+        known = VERSIONS[self.model_version].camera_motions
+        unknown = sorted(set(self.camera_loras) - set(known))
         if unknown:
-            raise ValueError(f"unknown camera motions {unknown}; known: {list(CAMERA_MOTIONS)}")
-        return value
+            raise ValueError(f"camera_loras: {unknown} not known for LTX-{self.model_version}; known: {list(known)}")
+        for motion, source in self.camera_loras.items():
+            check_lora_release(source, self.model_version, f"camera_loras.{motion}:")
+        if self.distilled_lora:
+            check_lora_release(self.distilled_lora, self.model_version, "distilled_lora:")
+        return self
+
+    @model_validator(mode="after")
+    def _duration_bounds(self) -> LTX2Args:
+        if self.min_duration_s >= self.max_duration_s:
+            raise ValueError("min_duration_s must be below max_duration_s")
+        return self
 
     @model_validator(mode="after")
     def _recipes_servable(self) -> LTX2Args:

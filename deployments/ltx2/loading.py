@@ -9,19 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import LTX2Pipeline
+from diffusers import LTX2Pipeline, LTX2VideoTransformer3DModel
 from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
-from transformers import AutoTokenizer, Gemma3ForConditionalGeneration
+from transformers import AutoTokenizer, Gemma3ForConditionalGeneration, Gemma4UnifiedForConditionalGeneration
 
 from deployments.base import RANDOM_WEIGHTS
 from deployments.ltx2.args import LTX2Args
 from deployments.ltx2.tiny import build_tiny_components, build_tiny_upsampler
+from deployments.ltx2.versions import VERSIONS, check_lora_release
 from deployments.weights import fetch_weights
 
 logger = logging.getLogger(__name__)
 
 DISTILLED_ADAPTER = "distilled"  # adapter name of `distilled_lora`; camera LoRAs use their motion's name
 _TEXT_PARTS = ("text_encoder", "tokenizer")
+_TEXT_ENCODERS = {"gemma3": Gemma3ForConditionalGeneration, "gemma4": Gemma4UnifiedForConditionalGeneration}
 
 
 @dataclass
@@ -53,11 +55,20 @@ def load_components(args: LTX2Args, dtype: torch.dtype) -> Loaded:
             "be noise. Local/test profile only. !!!",
             RANDOM_WEIGHTS,
         )
-        components = {k: _to_dtype(v, dtype) for k, v in build_tiny_components().items()}
+        tiny = build_tiny_components(args.model_version)
+        components = {k: _to_dtype(v, dtype) for k, v in tiny.items()}
         return Loaded(components, _to_dtype(build_tiny_upsampler(), dtype), RANDOM_WEIGHTS)
     cache = args.weights_cache_dir
-    root = _fetch_pipeline_dir(args.weights, cache, skip=_TEXT_PARTS if args.text_encoder else ())
-    overrides = _load_text_encoder(fetch_weights(args.text_encoder, cache), dtype) if args.text_encoder else {}
+    spec = VERSIONS[args.model_version]
+    subfolder = spec.full_transformer_subfolder if args.transformer_kind == "full" else "transformer"
+    skip = (*(_TEXT_PARTS if args.text_encoder else ()), *(("transformer",) if subfolder != "transformer" else ()))
+    root = _fetch_pipeline_dir(args.weights, cache, skip=skip)
+    overrides: dict[str, Any] = {}
+    if args.text_encoder:
+        overrides |= _load_text_encoder(fetch_weights(args.text_encoder, cache), spec.text_encoder, dtype)
+    if subfolder != "transformer":  # LTX-2.5: the full model sits beside the distilled one, outside model_index
+        fetch_weights(_join(args.weights, subfolder), cache)
+        overrides["transformer"] = LTX2VideoTransformer3DModel.from_pretrained(root, subfolder=subfolder, dtype=dtype)
     pipe = LTX2Pipeline.from_pretrained(root, dtype=dtype, **overrides)
     upsampler = _load_upsampler(args, dtype) if "pro" in args.qualities else None
     return Loaded(dict(pipe.components), upsampler, args.weights)
@@ -84,12 +95,12 @@ def _fetch_pipeline_dir(source: str, cache: str, skip: tuple[str, ...]) -> Path:
     return index.parent
 
 
-def _load_text_encoder(path: Path, dtype: torch.dtype) -> dict[str, Any]:
-    """Gemma 3 from a diffusers-layout dir (text_encoder/ + tokenizer/) or a plain Gemma 3 checkpoint dir."""
+def _load_text_encoder(path: Path, kind: str, dtype: torch.dtype) -> dict[str, Any]:
+    """The release's Gemma (3 or 4) from a diffusers-layout dir (text_encoder/ + tokenizer/) or a plain checkpoint."""
     layout = (path / "text_encoder").is_dir()
     encoder_dir, tokenizer_dir = (path / "text_encoder", path / "tokenizer") if layout else (path, path)
     return {
-        "text_encoder": Gemma3ForConditionalGeneration.from_pretrained(encoder_dir, dtype=dtype),
+        "text_encoder": _TEXT_ENCODERS[kind].from_pretrained(encoder_dir, dtype=dtype),
         "tokenizer": AutoTokenizer.from_pretrained(tokenizer_dir),
     }
 
@@ -102,8 +113,9 @@ def _load_upsampler(args: LTX2Args, dtype: torch.dtype) -> LTX2LatentUpsamplerMo
     return LTX2LatentUpsamplerModel.from_pretrained(path, dtype=dtype).eval()
 
 
-def load_lora(pipe: LTX2Pipeline, source: str, cache: str, adapter_name: str) -> None:
-    """Load one LoRA (a .safetensors file, or a dir holding exactly one) as the named adapter."""
+def load_lora(pipe: LTX2Pipeline, source: str, cache: str, adapter_name: str, version: str) -> None:
+    """Load one LoRA (a .safetensors file, or a dir holding exactly one) as the named adapter; a file named for
+    another LTX-2 release than `version` is refused before it is read."""
     path = fetch_weights(source, cache)
     if path.is_dir():
         files = sorted(path.glob("*.safetensors"))
@@ -113,6 +125,7 @@ def load_lora(pipe: LTX2Pipeline, source: str, cache: str, adapter_name: str) ->
                 "name the file in the source"
             )
         path = files[0]
+    check_lora_release(path.name, version, f"LoRA {adapter_name!r}:")
     logger.info("ltx2: loading LoRA %s from %s", adapter_name, source)
     pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=adapter_name)
 

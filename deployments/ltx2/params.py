@@ -27,11 +27,12 @@ class LTX2Params(BaseModel):
     quality: Quality = "fast"
     width: int
     height: int
-    num_frames: int
+    num_frames: int | Literal["auto"]  # auto: LTX-2.5's duration head picks it when the job runs
     fps: int
     seed: int
     camera_lora: str = "static"
     image_to_video: bool = False
+    generate_audio: bool = True  # False: the audio is neither decoded nor muxed
 
 
 def size_multiple(quality: Quality) -> int:

@@ -32,9 +32,28 @@ GUIDANCE_OFF = MappingProxyType(
 # LTX-2.0's launch recipe: plain CFG 4.0 on video and audio (one batch-2 transformer call per step).
 PLAIN_CFG = MappingProxyType({**GUIDANCE_OFF, "guidance_scale": 4.0, "audio_guidance_scale": 4.0})
 
+# LTX-2.3/2.5's full-model guidance (diffusers >= 0.40 docs and defaults, which follow these releases): CFG 3 on
+# video and 7 on audio, STG at block 28, modality-isolation guidance 3, rescale 0.7. Per step: one batch-2 CFG
+# call, one STG call, one modality call = 3 transformer calls.
+MULTIMODAL_GUIDANCE = MappingProxyType(
+    {
+        "guidance_scale": 3.0,
+        "audio_guidance_scale": 7.0,
+        "stg_scale": 1.0,
+        "audio_stg_scale": 1.0,
+        "modality_scale": 3.0,
+        "audio_modality_scale": 3.0,
+        "guidance_rescale": 0.7,
+        "audio_guidance_rescale": 0.7,
+        "spatio_temporal_guidance_blocks": (28,),
+    }
+)
+
 # Arguments whose right value depends on the LTX-2 release, not on the quality mode.
 VERSION_CALL_ARGS: dict[str, MappingProxyType[str, Any]] = {
     "2.0": MappingProxyType({"use_cross_timestep": False}),  # diffusers >= 0.40 defaults to the 2.3+ behaviour
+    "2.3": MappingProxyType({"use_cross_timestep": True}),
+    "2.5": MappingProxyType({"use_cross_timestep": True}),
 }
 
 # Arguments diffusers has defaults for that we pin so a diffusers upgrade cannot change our output silently.
@@ -76,26 +95,48 @@ _STAGE_2 = Stage(
     noise_scale=STAGE_2_DISTILLED_SIGMA_VALUES[0],
 )
 
-RECIPES: dict[Quality, Recipe] = {
-    # Distilled model, 8 fixed sigmas, guidance off: one transformer call per step, full size at once.
-    "fast": Recipe(
-        stages=(
-            Stage(
-                steps=len(DISTILLED_SIGMA_VALUES),
-                sigmas=tuple(DISTILLED_SIGMA_VALUES),
-                guidance=GUIDANCE_OFF,
-                distilled=True,
-            ),
-        )
-    ),
-    # Full model with CFG at half size, x2 latent upsample, then 3 distilled refinement steps at full size.
-    "pro": Recipe(stages=(Stage(steps=40, sigmas=None, guidance=PLAIN_CFG, distilled=False, size_divisor=2), _STAGE_2)),
+# Distilled model (or full + distilled LoRA), 8 fixed sigmas, guidance off: one transformer call per step, full size
+# at once. diffusers 0.42.1 ships one distilled schedule (Lightricks' constants) and uses it for every release.
+_FAST = Recipe(
+    stages=(
+        Stage(
+            steps=len(DISTILLED_SIGMA_VALUES),
+            sigmas=tuple(DISTILLED_SIGMA_VALUES),
+            guidance=GUIDANCE_OFF,
+            distilled=True,
+        ),
+    )
+)
+
+
+def _pro(steps: int, guidance: MappingProxyType[str, Any]) -> Recipe:
+    """Full model with guidance at half size, x2 latent upsample, then 3 distilled refinement steps at full size."""
+    first = Stage(steps=steps, sigmas=None, guidance=guidance, distilled=False, size_divisor=2)
+    return Recipe(stages=(first, _STAGE_2))
+
+
+# (model_version, quality) -> recipe: the one table of what each release runs for each quality mode.
+RECIPES: dict[tuple[str, Quality], Recipe] = {
+    ("2.0", "fast"): _FAST,
+    ("2.0", "pro"): _pro(40, PLAIN_CFG),  # Lightricks' LTX-2.0 launch defaults: 40 steps, CFG 4
+    ("2.3", "fast"): _FAST,
+    ("2.3", "pro"): _pro(30, MULTIMODAL_GUIDANCE),
+    ("2.5", "fast"): _FAST,
+    ("2.5", "pro"): _pro(30, MULTIMODAL_GUIDANCE),
 }
 
 
-def recipe_for(quality: Quality, pro_steps: int | None = None) -> Recipe:
-    """The recipe of `quality`, with the pro stage-1 step count replaced when `pro_steps` is set."""
-    recipe = RECIPES[quality]
+def transformer_calls_per_step(stage: Stage) -> int:
+    """Forward calls of the transformer one step of `stage` costs (CFG rides in the same call as a batch of 2)."""
+    g = stage.guidance
+    stg = (g["stg_scale"] > 0 or g["audio_stg_scale"] > 0) and bool(g["spatio_temporal_guidance_blocks"])
+    modality = g["modality_scale"] != 1 or g["audio_modality_scale"] != 1
+    return 1 + int(stg) + int(modality)
+
+
+def recipe_for(version: str, quality: Quality, pro_steps: int | None = None) -> Recipe:
+    """The recipe of `quality` on release `version`; `pro_steps` replaces the pro stage-1 step count."""
+    recipe = RECIPES[version, quality]
     if quality != "pro" or pro_steps is None:
         return recipe
     first, *rest = recipe.stages

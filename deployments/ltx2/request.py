@@ -33,10 +33,17 @@ class LTX2Request(JobRequest):
     width: int | None = Field(None, ge=64, le=4096, description="Snapped to a multiple of 32 (64 for pro).")
     height: int | None = Field(None, ge=64, le=4096, description="Snapped to a multiple of 32 (64 for pro).")
     resolution: Resolution | None = Field(None, description="A preset instead of width/height.")
-    duration: float = Field(5.0, gt=0, le=60, description="Seconds; snapped to 8k+1 frames at `fps`.")
+    duration: float | None = Field(
+        None,
+        gt=0,
+        le=60,
+        description="Seconds; snapped to 8k+1 frames at `fps`. Omitted: LTX-2.5 lets its duration head pick the "
+        "length from the prompt; other versions use the deployment's default_duration_s (5 s).",
+    )
     fps: int = Field(24, ge=1, le=60, description="Frames per second of the output.")
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Same seed, same video. Random if absent.")
     camera_lora: CameraMotion = Field("static", description="Camera motion LoRA.")
+    generate_audio: bool = Field(True, description="false: no audio is decoded and the mp4 has a video stream only.")
 
     @model_validator(mode="after")
     def _one_size_source(self) -> LTX2Request:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from diffusers.pipelines.ltx2 import LTX2LatentUpsamplePipeline
 from diffusers.utils import encode_video
 from PIL import ImageOps
 
-from deployments.base import JobSpec, Reporter, RunOutput, resolve_device
+from deployments.base import RANDOM_WEIGHTS, JobSpec, Reporter, RunOutput, resolve_device
 from deployments.ltx2.args import LTX2Args, check_camera_lora, check_quality
 from deployments.ltx2.loading import (
     DISTILLED_ADAPTER,
@@ -25,6 +26,7 @@ from deployments.ltx2.loading import (
 )
 from deployments.ltx2.params import LTX2Params
 from deployments.ltx2.recipes import FIXED_CALL_ARGS, VERSION_CALL_ARGS, Recipe, Stage, recipe_for
+from deployments.ltx2.versions import VERSIONS
 from serve_app.errors import InvalidInput, JobFailed
 
 logger = logging.getLogger(__name__)
@@ -73,8 +75,9 @@ class LTX2Runner:
         dtype = resolve_dtype(args, self.device)
         loaded = load_components(args, dtype)
         self.weights = loaded.weights
-        self._pipes = _build_pipelines(loaded.components)
+        self._pipes = _build_pipelines(loaded.components, VERSIONS[args.model_version].full_scheduler)
         self.pipe = self._pipes[False, False]  # also the handle for LoRA switching and prompt encoding
+        self._check_version_parts()
         self._load_loras()
         apply_memory_options(args, self.pipe, dtype)
         self.upsample_pipe = (
@@ -85,12 +88,22 @@ class LTX2Runner:
         self._place()
         logger.info("ltx2 runner ready: weights=%s device=%s dtype=%s", self.weights, self.device, dtype)
 
+    def _check_version_parts(self) -> None:
+        """Refuse at start-up weights that lack a part their release's recipes rely on."""
+        version = self.args.model_version
+        if VERSIONS[version].duration_head and self.pipe.duration_head is None:
+            raise ValueError(f"ltx2: LTX-{version} weights need a duration_head/ component")
+        for quality in self.args.qualities:
+            for stage in recipe_for(version, quality).stages:
+                self._guidance(stage)  # STG blocks past the transformer's depth raise here, not in a job
+
     def _load_loras(self) -> None:
         """Every adapter goes into the shared transformer once, at replica start."""
+        version, cache = self.args.model_version, self.args.weights_cache_dir
         if self.args.distilled_lora:
-            load_lora(self.pipe, self.args.distilled_lora, self.args.weights_cache_dir, DISTILLED_ADAPTER)
+            load_lora(self.pipe, self.args.distilled_lora, cache, DISTILLED_ADAPTER, version)
         for motion, source in self.args.camera_loras.items():
-            load_lora(self.pipe, source, self.args.weights_cache_dir, motion)
+            load_lora(self.pipe, source, cache, motion, version)
 
     def _place(self) -> None:
         """Move everything to the device, or install CPU-offload hooks so each part visits it only to run."""
@@ -108,11 +121,13 @@ class LTX2Runner:
         check_quality(self.args, params.quality)
         check_camera_lora(self.args, params.camera_lora)
         image = _open_image(inputs) if params.image_to_video else None
-        recipe = recipe_for(params.quality, self.args.pro_steps)
+        recipe = recipe_for(self.args.model_version, params.quality, self.args.pro_steps)
         reporter.raise_if_cancelled()
         with torch.no_grad():
             reporter.report("encoding_prompt", 0.0)
             embeds = self._encode_prompt(params, cfg=any(s.guidance["guidance_scale"] > 1 for s in recipe.stages))
+            if params.num_frames == "auto":  # every stage renders the same length: decide it once, up front
+                params = params.model_copy(update={"num_frames": self._predict_num_frames(params, embeds)})
             state = _Job(
                 params=params,
                 image=image,
@@ -132,20 +147,39 @@ class LTX2Runner:
                 latents = {"latents": video, "audio_latents": audio}
         reporter.report("encoding_video", ENCODE_VIDEO_AT)
         path = workdir / OUTPUT_NAME
-        rate = int(self.pipe.vocoder.config.output_sampling_rate)  # 24 kHz for LTX-2.0, not the VAE's 16 kHz
-        encode_video(
-            video[0], fps=params.fps, output_path=str(path), audio=audio[0].float().cpu(), audio_sample_rate=rate
-        )
+        # The vocoder's own rate: 24 kHz for LTX-2.0, 48 kHz for 2.3/2.5 (BWE), never the audio VAE's 16 kHz
+        rate = int(self.pipe.vocoder.config.output_sampling_rate) if params.generate_audio else None
+        sound = audio[0].float().cpu() if params.generate_audio else None
+        encode_video(video[0], fps=params.fps, output_path=str(path), audio=sound, audio_sample_rate=rate)
         return RunOutput(video_path=path, details=self._details(params, recipe, rate))
 
-    def _details(self, params: LTX2Params, recipe: Recipe, sample_rate: int) -> dict[str, Any]:
+    def _predict_num_frames(self, params: LTX2Params, embeds: dict[str, torch.Tensor]) -> int:
+        """LTX-2.5's duration head: the clip length the prompt implies, within min/max_duration_s, on the 8k+1 grid."""
+        pipe = self.pipe
+        if pipe.duration_head is None:  # a job planned while this deployment served LTX-2.5
+            raise JobFailed("num_frames auto needs a duration head, which these weights lack", code="misconfigured")
+        padding_side = getattr(pipe.tokenizer, "padding_side", "left")
+        video_tokens, audio_tokens, _ = pipe.connectors(
+            embeds["prompt_embeds"], embeds["prompt_attention_mask"], padding_side=padding_side
+        )
+        return pipe.duration_head.predict_num_frames(
+            video_tokens[:1],
+            audio_tokens[:1],
+            frame_rate=float(params.fps),
+            temporal_compression_ratio=pipe.vae_temporal_compression_ratio,
+            min_seconds=self.args.min_duration_s,
+            max_seconds=self.args.max_duration_s,
+        )
+
+    def _details(self, params: LTX2Params, recipe: Recipe, sample_rate: int | None) -> dict[str, Any]:
         """The parameters this clip was really made with, for the job record."""
         used = {"width", "height", "num_frames", "fps", "seed", "quality", "camera_lora", "image_to_video"}
+        used |= {"generate_audio"}
         return {
             **params.model_dump(include=used),
             "steps": sum(s.steps for s in recipe.stages),
             "stage_steps": [s.steps for s in recipe.stages],
-            "sample_rate": sample_rate,
+            "sample_rate": sample_rate,  # None: no audio stream
             "model_version": self.args.model_version,
             "weights": self.weights,
         }
@@ -166,7 +200,7 @@ class LTX2Runner:
 
     def _denoise(
         self, stage: Stage, job: _Job, latents: dict[str, torch.Tensor], reporter: Reporter, final: bool
-    ) -> tuple[Any, torch.Tensor]:
+    ) -> tuple[Any, torch.Tensor | None]:
         """One denoising stage; latents out between stages, decoded frames (np) and waveform after the last."""
         p = job.params
         width, height = p.width // stage.size_divisor, p.height // stage.size_divisor
@@ -186,7 +220,8 @@ class LTX2Runner:
                 "image_crf": self.args.image_crf,
             }
         pipe = self._pipes[job.image is not None, stage.distilled]
-        return pipe(
+        silent = final and not p.generate_audio  # stop at latents: the pipeline would decode the audio too
+        video, audio = pipe(
             **extra,
             **job.embeds,
             **latents,
@@ -199,14 +234,23 @@ class LTX2Runner:
             noise_scale=stage.noise_scale,
             generator=job.generator,
             max_sequence_length=self.args.max_prompt_tokens,
-            output_type="np" if final else "latent",
+            output_type="np" if final and not silent else "latent",
             return_dict=False,
             callback_on_step_end=on_step_end,
             callback_on_step_end_tensor_inputs=[],
-            **stage.guidance,
+            **self._guidance(stage),
             **VERSION_CALL_ARGS[self.args.model_version],
             **FIXED_CALL_ARGS,
         )
+        return (_decode_video(pipe, video), None) if silent else (video, audio)
+
+    def _guidance(self, stage: Stage) -> dict[str, Any]:
+        """The stage's guidance arguments, with STG blocks checked against the loaded transformer's depth."""
+        guidance = dict(stage.guidance)
+        blocks = guidance["spatio_temporal_guidance_blocks"]
+        if blocks:
+            guidance["spatio_temporal_guidance_blocks"] = _stg_blocks(blocks, self.pipe.transformer, self.weights)
+        return guidance
 
     def _upsample(
         self, latents: torch.Tensor, params: LTX2Params, size_divisor: int, generator: torch.Generator
@@ -243,18 +287,44 @@ class LTX2Runner:
         self.pipe.set_adapters(list(weights), adapter_weights=list(weights.values()))
 
 
-def _build_pipelines(components: dict[str, Any]) -> dict[tuple[bool, bool], LTX2Pipeline]:
+def _build_pipelines(
+    components: dict[str, Any], full_scheduler: Mapping[str, Any]
+) -> dict[tuple[bool, bool], LTX2Pipeline]:
     """(image_to_video, distilled) -> pipeline; all four share the same modules, none copies weights."""
+    config = components["scheduler"].config
     # Distilled sigmas are final values: a dynamically shifting scheduler would move them (diffusers docs).
-    fixed = FlowMatchEulerDiscreteScheduler.from_config(
-        components["scheduler"].config, use_dynamic_shifting=False, shift_terminal=None
-    )
+    schedulers = {
+        True: FlowMatchEulerDiscreteScheduler.from_config(config, use_dynamic_shifting=False, shift_terminal=None),
+        # the full model's own schedule; LTX-2.5's transformer_full/ wants dynamic shifting with terminal 0.1
+        False: FlowMatchEulerDiscreteScheduler.from_config(config, **full_scheduler)
+        if full_scheduler
+        else components["scheduler"],
+    }
     pipes: dict[tuple[bool, bool], LTX2Pipeline] = {}
     for i2v in (False, True):
         for distilled in (False, True):
             cls = LTX2ImageToVideoPipeline if i2v else LTX2Pipeline
-            pipes[i2v, distilled] = cls(**{**components, "scheduler": fixed if distilled else components["scheduler"]})
+            pipes[i2v, distilled] = cls(**{**components, "scheduler": schedulers[distilled]})
     return pipes
+
+
+def _stg_blocks(blocks: tuple[int, ...], transformer: torch.nn.Module, weights: str) -> list[int]:
+    """STG block indices for this transformer. The tiny random model has 2 layers, not 48: its blocks are taken
+    modulo its depth so the STG pass still perturbs a block; real weights shallower than the recipe are an error."""
+    depth = len(transformer.transformer_blocks)
+    if all(b < depth for b in blocks):
+        return list(blocks)
+    if weights != RANDOM_WEIGHTS:
+        raise ValueError(f"ltx2: STG blocks {list(blocks)} need a transformer of {max(blocks) + 1}+ layers")
+    return sorted({b % depth for b in blocks})
+
+
+def _decode_video(pipe: LTX2Pipeline, latents: torch.Tensor) -> Any:
+    """Frames (np) from the denormalized latents of `output_type="latent"`, as the pipeline decodes them with
+    decode_timestep 0 (FIXED_CALL_ARGS), without touching the audio VAE or the vocoder."""
+    timestep = torch.zeros(latents.shape[0], device=latents.device) if pipe.vae.config.timestep_conditioning else None
+    frames = pipe.vae.decode(latents.to(pipe.vae.dtype), timestep, return_dict=False)[0]
+    return pipe.video_processor.postprocess_video(frames, output_type="np")
 
 
 def _open_image(inputs: dict[str, Path]) -> PIL.Image.Image:

@@ -40,7 +40,7 @@ def test_quality_must_be_served() -> None:
 
 
 def test_unknown_camera_motion_key_fails_the_deploy() -> None:
-    with pytest.raises(ValidationError, match="unknown camera motions"):
+    with pytest.raises(ValidationError, match=r"not known for LTX-2\.0"):
         LTX2Args(**RANDOM, camera_loras={"orbit": "/z.safetensors"})
 
 
@@ -59,7 +59,7 @@ def test_args_module_does_not_import_torch() -> None:
 
 
 def test_fast_switches_off_every_guidance_term() -> None:
-    (stage,) = RECIPES["fast"].stages
+    (stage,) = RECIPES["2.0", "fast"].stages
     assert dict(stage.guidance) == {
         "guidance_scale": 1.0,
         "audio_guidance_scale": 1.0,
@@ -75,7 +75,7 @@ def test_fast_switches_off_every_guidance_term() -> None:
 
 
 def test_pro_is_cfg_at_half_size_then_three_distilled_steps() -> None:
-    first, second = RECIPES["pro"].stages
+    first, second = RECIPES["2.0", "pro"].stages
     assert (first.size_divisor, first.distilled, first.guidance["guidance_scale"]) == (2, False, 4.0)
     assert (second.size_divisor, second.distilled, second.steps) == (1, True, 3)
     assert second.guidance == GUIDANCE_OFF and second.noise_scale == second.sigmas[0]
@@ -83,6 +83,6 @@ def test_pro_is_cfg_at_half_size_then_three_distilled_steps() -> None:
 
 
 def test_pro_steps_override_is_explicit() -> None:
-    assert recipe_for("pro").stages[0].steps == 40
-    assert [s.steps for s in recipe_for("pro", pro_steps=2).stages] == [2, 3]
-    assert recipe_for("fast", pro_steps=2) == RECIPES["fast"]
+    assert recipe_for("2.0", "pro").stages[0].steps == 40
+    assert [s.steps for s in recipe_for("2.0", "pro", pro_steps=2).stages] == [2, 3]
+    assert recipe_for("2.0", "fast", pro_steps=2) == RECIPES["2.0", "fast"]

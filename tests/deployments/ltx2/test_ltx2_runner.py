@@ -166,6 +166,7 @@ def test_text_to_video_fast_writes_mp4_with_audio(runner: LTX2Runner, tmp_path: 
         "quality": "fast",
         "camera_lora": "static",
         "image_to_video": False,
+        "generate_audio": True,
         "steps": FAST_STEPS,
         "stage_steps": [FAST_STEPS],
         "sample_rate": 24000,
