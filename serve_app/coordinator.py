@@ -49,6 +49,10 @@ def _stage_digest(job_id: str, index: int) -> str:
     return hashlib.sha256(f"{job_id}/stages/{index}".encode()).hexdigest()
 
 
+class RunSuperseded(Exception):
+    """The chained job's queue runs this job again elsewhere (this run went silent): stop, touching nothing."""
+
+
 class ChainCoordinator:
     """Runs chained jobs of one model (a spec with `stages`); many at once, each mostly waiting."""
 
@@ -73,11 +77,20 @@ class ChainCoordinator:
         reporter.report("starting", 0.0)
         if await reporter.send():
             return await self._conclude(job, "cancelled", None, [])
+        try:
+            return await self._run_stages(job, reporter)
+        except RunSuperseded:
+            logger.warning("job %s runs again elsewhere; this run stops", job.job_id, extra={"job_id": job.job_id})
+            return JobResult(status="cancelled", attempt=job.attempt).model_dump()  # read by no one
+
+    async def _run_stages(self, job: JobSpec, reporter: QueueReporter) -> dict:
         plans = [StagePlan.model_validate(plan) for plan in job.params["stages"]]
         total, done = sum(plan.cost for plan in plans), 0.0
         outputs: dict[str, str] = {}
         stages: list[dict[str, Any]] = []
         for index, plan in enumerate(plans):
+            if await reporter.send() and await self._cancel_requested(job):  # never start a stage after a cancel
+                return await self._conclude(job, "cancelled", None, stages)
             output_key = stage_output_key(job, index, plan, last=index == len(plans) - 1)
             inputs = {name: outputs.get(key.removeprefix(STAGE_OUTPUT), key) for name, key in plan.inputs.items()}
 
@@ -86,7 +99,7 @@ class ChainCoordinator:
 
             view = await self._run_stage(job, index, plan, inputs, output_key, reporter, progress)
             stages.append(stage_details(plan, view, output_key))
-            if reporter.cancelled or view.status == "cancelled":
+            if view.status == "cancelled" or (await reporter.send() and await self._cancel_requested(job)):
                 return await self._conclude(job, "cancelled", None, stages)
             if view.status == "failed":
                 message = f"stage {plan.name} ({plan.model}, job {view.job_id}) failed: {view.error_message}"
@@ -119,10 +132,16 @@ class ChainCoordinator:
                 if done:
                     return follow.result()
                 if await reporter.send() and not cancel_sent:  # the heartbeat, and the chained job's cancel flag
-                    cancel_sent = True
+                    cancel_sent = await self._cancel_requested(job)
                     await queue.cancel.remote(stage_id, None)
         finally:
             follow.cancel()
+
+    async def _cancel_requested(self, job: JobSpec) -> bool:
+        """True when the chained job was cancelled; raises RunSuperseded when this run is only stale."""
+        if await self._queue.cancel_requested.remote(job.job_id):
+            return True
+        raise RunSuperseded(job.job_id)
 
     async def _follow(self, queue: DeploymentHandle, stage_id: str, progress: Callable[[str, float], None]) -> JobView:
         """The stage job's view once it ends, reporting its progress on the way; a stream cut by its queue's

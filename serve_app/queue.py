@@ -179,6 +179,11 @@ class JobQueue:
         self._changed(record)
         return record.cancel_requested
 
+    async def cancel_requested(self, job_id: str) -> bool:
+        """Whether the job's cancel was asked for. A run that `report` tells to stop may only be stale (superseded
+        by a retry): a run that steers other jobs (a chain's coordinator) asks this before cancelling them."""
+        return (await self._visible(job_id, None)).cancel_requested
+
     # ---- dispatch and retries -------------------------------------------------------------------
 
     def _pump(self) -> None:

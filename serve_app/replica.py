@@ -51,11 +51,6 @@ class QueueReporter:
         self._stage, self._progress, self._sent_at = stage, progress, now
         asyncio.run_coroutine_threadsafe(self.send(), self._loop)
 
-    @property
-    def cancelled(self) -> bool:
-        """Whether the queue asked the run to stop (as last heard)."""
-        return self._stop
-
     def raise_if_cancelled(self) -> None:
         if self._stop:
             raise JobCancelled(self._job.job_id)
