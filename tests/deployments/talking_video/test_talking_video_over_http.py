@@ -143,6 +143,9 @@ def test_a_talking_video_job_completes_with_the_speech_as_its_audio(talking, web
     assert all(s["seconds"] > 0 for s in details), details
     assert details[0]["output_key"] == f"jobs/{job_id}/stages/0-ltx2.mp4"
     assert (talking.data_dir / details[0]["output_key"]).is_file()  # the intermediate clip under the job
+    listed = {j["job_id"] for j in talking.client.get("/api/v1/jobs", params={"limit": 100}).json()["jobs"]}
+    assert job_id in listed and not listed & {s["job_id"] for s in details}, listed  # the caller sees one job
+    assert talking.client.get(f"/api/v1/jobs/{details[0]['job_id']}").status_code == 404  # stage jobs: admin only
 
     path = tmp_path / "talking.mp4"
     path.write_bytes(httpx.get(job["result_url"], timeout=60).content)
