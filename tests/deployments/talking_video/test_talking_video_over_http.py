@@ -234,3 +234,18 @@ def test_a_bad_ltx2_size_is_a_422_naming_the_field(talking):
     response = talking.client.post("/api/v1/generate", json=body(talking.client, speech_like(1.0), resolution="9k"))
     assert response.status_code == 422, response.text
     assert response.json()["error"]["fields"][0]["field"] == "resolution", response.json()
+
+
+def test_a_failed_stage_fails_the_job_with_that_stages_error_code(talking):
+    # A speaker point where the animated clip has no face: the Wav2Lip stage fails with speaker_not_found.
+    speaker = {"x": 1, "y": 1, "at_s": 0.0}
+    created = talking.client.post(
+        "/api/v1/generate", json=body(talking.client, speech_like(0.5), **SMALL, active_speaker=speaker)
+    )
+    assert created.status_code == 201, created.text
+    job = wait_terminal(talking.client, created.json()["job_id"], timeout_s=300)
+
+    assert (job["status"], job["error_code"]) == ("failed", "speaker_not_found"), job
+    assert "stage wav2lip" in job["error_message"], job["error_message"]
+    outcomes = [(s["name"], s["status"]) for s in job["details"]["stages"]]
+    assert outcomes == [("ltx2", "completed"), ("wav2lip", "failed")], outcomes
