@@ -33,6 +33,7 @@ class MediaInfo:
     height: int = 0
     fps: float = 0.0
     duration_s: float = 0.0
+    path: str = ""  # the probed file, for checks that look inside it (a face in an image)
 
 
 def probe(path: str | Path) -> MediaInfo:
@@ -57,10 +58,13 @@ def probe(path: str | Path) -> MediaInfo:
                     height=video.codec_context.height,
                     fps=float(rate) if rate else 0.0,
                     duration_s=duration,
+                    path=str(path),
                 )
             if not duration and audio.duration and audio.time_base:
                 duration = float(audio.duration * audio.time_base)
-            return MediaInfo(has_video=False, has_audio=True, sample_rate=sample_rate, duration_s=duration)
+            return MediaInfo(
+                has_video=False, has_audio=True, sample_rate=sample_rate, duration_s=duration, path=str(path)
+            )
     except av.FFmpegError as exc:
         raise MediaError(f"cannot read media: {exc}") from exc
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
@@ -58,6 +58,52 @@ class StagedInput:
         return not self.field.endswith(("_url", "_base64"))
 
 
+@dataclass(frozen=True)
+class FromInput:
+    """A stage's input file: the chained job's own staged input `name`."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class FromStage:
+    """A stage's input file: the output video of the earlier stage `name`."""
+
+    name: str
+
+
+# build(request, media) -> the stage model's request body (a dict, without the fields its `inputs` bind), from the
+# chained job's request and what its staged inputs hold (input name -> MediaInfo).
+StageRequest = Callable[[Any, Mapping[str, "MediaInfo"]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a chained job: a job of another catalogue model, run on that model's own queue.
+
+    At submit the spine builds the stage's request, validates it with that model's request type and `plan`
+    (so every error is a 422 before anything runs), and runs that model's `check_input` on each input the
+    chained job feeds it, and on each of `checks`."""
+
+    name: str  # unique in the chain; the chained job's `stage` reads `<name>:<the stage model's stage>`
+    model: str  # the catalogue model that runs it
+    request: StageRequest
+    inputs: Mapping[str, FromInput | FromStage]  # the stage request's `*_key` field -> where its file comes from
+    cost: float = 1.0  # relative cost estimate: the stage's share of the chained job's progress
+    # stage request field -> chained job's input checked as if given there, though the stage gets another file
+    # (a face the last stage needs, checked before the first stage spends a GPU minute)
+    checks: Mapping[str, str] = field(default_factory=dict)
+    # stage request field -> the chained job's field (or input name) an error on it is reported under
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unbindable = [f for f in self.inputs if not f.endswith("_key")]
+        if unbindable:
+            raise ValueError(f"stage {self.name}: only upload-key fields (`*_key`) can be bound, not {unbindable}")
+        if self.cost <= 0:
+            raise ValueError(f"stage {self.name}: cost must be positive")
+
+
 # plan(request, args) -> the job's params: checks limits and snaps values before anything is staged.
 Plan = Callable[[Any, Any], dict[str, Any]]
 # check_input(request, args, input, media) -> None: limits of one staged file, raising InvalidInput.
@@ -72,11 +118,12 @@ class ModelSpec:
     request: type[JobRequest]  # its body, with `model: Literal[name]`; field descriptions are the API docs
     args: type[ModelArgs]  # its `args.<name>` section
     plan: Plan
-    runner: str  # `module:Class` of the ModelRunner; `args.<name>.runner` may override it
-    deployment: str  # the GPU deployment's name in `serve status`
+    runner: str  # `module:Class` of the ModelRunner ("" for a chain); `args.<name>.runner` may override it
+    deployment: str  # the GPU deployment's name in `serve status` (a chain's: its CPU coordinator)
     queue: str  # its JobQueue deployment's name
     inputs: tuple[StagedInput, ...] = ()
     check_input: InputCheck | None = None
+    stages: tuple[Stage, ...] = ()  # a chained job: these run in order; the spine's coordinator replaces a runner
 
     def __post_init__(self) -> None:
         if not MODEL_NAME.fullmatch(self.name):
@@ -87,3 +134,17 @@ class ModelSpec:
         unknown = [i.field for i in self.inputs if i.field not in self.request.model_fields]
         if unknown:
             raise ValueError(f"{self.request.__name__} has no input fields {unknown}")
+        if bool(self.stages) == bool(self.runner):
+            raise ValueError(f"{self.name}: give either a runner or stages (a chain), not both or neither")
+        self._check_stages()
+
+    def _check_stages(self) -> None:
+        names = [stage.name for stage in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: stage names must be unique, got {names}")
+        own_inputs = {staged.name for staged in self.inputs}
+        for index, stage in enumerate(self.stages):
+            for source in (*stage.inputs.values(), *(FromInput(n) for n in stage.checks.values())):
+                known = own_inputs if isinstance(source, FromInput) else set(names[:index])
+                if source.name not in known:
+                    raise ValueError(f"{self.name}: stage {stage.name} reads {source}, which comes from nowhere")

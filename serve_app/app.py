@@ -17,6 +17,7 @@ from ray.serve import Application
 from deployments.base import ModelArgs
 from deployments.plugin import ModelSpec
 from serve_app.catalogue import CATALOGUE, AppArgs, Catalogue
+from serve_app.coordinator import MAX_ONGOING_CHAINS, ChainCoordinator
 from serve_app.gateway import Gateway
 from serve_app.queue import JobQueue
 from serve_app.replica import ModelDeployment
@@ -65,7 +66,13 @@ def build_app_from(catalogue: Catalogue, args: SpineArgs) -> Application:
     local_dir = str(Path(args.storage.local_dir).expanduser().resolve())
     spine = args.spine().model_copy(update={"storage": args.storage.model_copy(update={"local_dir": local_dir})})
     enabled = {name: model_args for name, model_args in args.models().items() if model_args.enabled}
-    queues = {name: bind_model(catalogue[name], model_args, spine, secrets) for name, model_args in enabled.items()}
+    queues: dict[str, Application] = {}
+    for name, model_args in enabled.items():  # catalogue order: a chain comes after the models of its stages
+        spec = catalogue[name]
+        if spec.stages:
+            queues[name] = bind_chain(spec, model_args, spine, secrets, queues)
+        else:
+            queues[name] = bind_model(spec, model_args, spine, secrets)
     gateway = serve.deployment(serve.ingress()(Gateway)).options(
         name="Gateway",
         num_replicas=spine.gateway.num_replicas,
@@ -81,6 +88,36 @@ def bind_model(spec: ModelSpec, model_args: ModelArgs, spine: SpineArgs, secrets
     logger.info("%s deployment options: %s", spec.deployment, options)
     runner = serve.deployment(ModelDeployment).options(**options)
     bound = runner.bind(spec.name, model_args.runner or spec.runner, model_args, spine.storage, secrets, spec.queue)
+    return bind_queue(spec, bound, model_args, spine, secrets)
+
+
+def bind_chain(
+    spec: ModelSpec, model_args: ModelArgs, spine: SpineArgs, secrets: Secrets, queues: dict[str, Application]
+) -> Application:
+    """A chained model: its CPU coordinator, handed the queues of its stages' models, and its own JobQueue."""
+    missing = sorted({stage.model for stage in spec.stages} - queues.keys())
+    if missing:
+        raise ValueError(f"{spec.name} runs stages on {missing}: enable them (and list them before it)")
+    options = model_deployment_options(spec, model_args)
+    options["max_ongoing_requests"] = MAX_ONGOING_CHAINS  # a chained job only waits on its stages' queues
+    options["autoscaling_config"]["target_ongoing_requests"] = MAX_ONGOING_CHAINS // 2
+    logger.info("%s deployment options: %s", spec.deployment, options)
+    coordinator = serve.deployment(ChainCoordinator).options(**options)
+    stage_queues = {stage.model: queues[stage.model] for stage in spec.stages}
+    bound = coordinator.bind(spec.name, stage_queues, spine.storage, secrets, spec.queue)
+    window = MAX_ONGOING_CHAINS * model_args.placement.max_replicas
+    return bind_queue(spec, bound, model_args, spine, secrets, window)
+
+
+def bind_queue(
+    spec: ModelSpec,
+    deployment: Application,
+    model_args: ModelArgs,
+    spine: SpineArgs,
+    secrets: Secrets,
+    window: int | None = None,
+) -> Application:
+    """The JobQueue of one model, in front of the deployment that runs its jobs."""
     queue = serve.deployment(JobQueue).options(
         name=spec.queue,
         num_replicas=1,  # the single writer of its model's job records
@@ -88,4 +125,4 @@ def bind_model(spec: ModelSpec, model_args: ModelArgs, spine: SpineArgs, secrets
         ray_actor_options={"num_cpus": spine.queue_num_cpus},
         graceful_shutdown_timeout_s=10,
     )
-    return queue.bind(spec.name, bound, spine, model_args, secrets)
+    return queue.bind(spec.name, deployment, spine, model_args, secrets, window)

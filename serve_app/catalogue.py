@@ -14,6 +14,7 @@ from pydantic import Field
 from deployments.base import ModelArgs
 from deployments.ltx2.spec import SPEC as LTX2
 from deployments.plugin import ModelSpec
+from deployments.talking_video.spec import SPEC as TALKING_VIDEO
 from deployments.wav2lip.spec import SPEC as WAV2LIP
 from serve_app.settings import SpineArgs, app_args_model
 
@@ -56,5 +57,5 @@ class Catalogue:
         return Annotated[Union[requests], Field(discriminator="model")]  # noqa: UP007 (a runtime tuple)
 
 
-CATALOGUE = Catalogue((LTX2, WAV2LIP))
+CATALOGUE = Catalogue((LTX2, WAV2LIP, TALKING_VIDEO))  # a chain after the models of its stages
 AppArgs = CATALOGUE.args_model

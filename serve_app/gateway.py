@@ -26,6 +26,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.handle import DeploymentHandle
 
 from deployments.base import ModelArgs
+from deployments.media import MediaInfo
 from deployments.plugin import ModelSpec
 from serve_app import joblogs
 from serve_app.api import build_api
@@ -50,7 +51,8 @@ from serve_app.schemas import (
     PresignUploadView,
 )
 from serve_app.settings import Secrets, SpineArgs
-from serve_app.staging import InputStager, input_sources
+from serve_app.stages import plan_stages
+from serve_app.staging import InputStager, Review, input_sources
 from serve_app.storage import LocalStorage, build_storage
 
 logger = logging.getLogger("serve_app.gateway")
@@ -119,7 +121,8 @@ class Gateway:
         if idem and (existing := await call(queue.find_idempotent.remote(idem, body_hash))):
             return CreatedView(**existing.model_dump()), False
         job_id = f"{model}-{uuid.uuid4().hex}"
-        inputs = await self._stager.stage(job_id, body, spec, self._model_args[model])
+        review = self._stage_planner(spec, body, params) if spec.stages else None
+        inputs = await self._stager.stage(job_id, body, spec, self._model_args[model], review)
         try:
             view, created = await call(
                 queue.submit.remote(
@@ -270,6 +273,15 @@ class Gateway:
         for source in input_sources(spec, body):
             if source.input.uploaded and not caller.admin and not source.value.startswith(upload_prefix(caller.key_id)):
                 raise InvalidInput(source.field, f"no upload at {source.value[:200]} for this API key")
+
+    def _stage_planner(self, spec: ModelSpec, body: BaseModel, params: dict[str, Any]) -> Review:
+        """A chained job's stages are planned once its inputs are staged (a stage may depend on what they hold);
+        the plans go into its params."""
+
+        def review(media: dict[str, MediaInfo], keys: dict[str, str]) -> None:
+            params["stages"] = plan_stages(spec, body, media, keys, self._specs, self._model_args)
+
+        return review
 
     def _queue_of(self, job_id: str) -> DeploymentHandle:
         """The queue that owns `job_id`, read from its `<model>-<hex>` shape; anything else never exists."""

@@ -39,7 +39,13 @@ class JobQueue:
     """Owns one model's jobs: submit, dispatch, retry, cancel, progress, webhooks, recovery."""
 
     async def __init__(
-        self, model: str, model_handle: DeploymentHandle, args: SpineArgs, model_args: ModelArgs, secrets: Secrets
+        self,
+        model: str,
+        model_handle: DeploymentHandle,
+        args: SpineArgs,
+        model_args: ModelArgs,
+        secrets: Secrets,
+        window: int | None = None,
     ) -> None:
         joblogs.route_logs_to_serve()
         self._model = model
@@ -58,7 +64,8 @@ class JobQueue:
         self._counts = {"completed": 0, "failed": 0, "cancelled": 0}
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task] = set()
-        self._window = args.queue.dispatch_window or 2 * model_args.placement.max_replicas
+        # `window`: a deployment that runs many jobs at once per replica (a chain's coordinator) sets its own
+        self._window = window or args.queue.dispatch_window or 2 * model_args.placement.max_replicas
         await self._recover()
         self._spawn(self._monitor())
 
@@ -73,8 +80,10 @@ class JobQueue:
         idempotency_hash: str | None = None,
         body_hash: str | None = None,
         owner: str | None = None,
+        output_key: str | None = None,
     ) -> tuple[JobView, bool]:
-        """Persist a new job and queue it; returns (view, created). An idempotent replay returns the old job."""
+        """Persist a new job and queue it; returns (view, created). An idempotent replay returns the old job.
+        `output_key` (a chained job's stage) puts the video under another prefix than `jobs/{job_id}/`."""
         async with self._lock:
             if idempotency_hash and (existing := await self.find_idempotent(idempotency_hash, body_hash)):
                 return existing, False
@@ -88,7 +97,7 @@ class JobQueue:
                 model=self._model,
                 params=params,
                 inputs=inputs,
-                output_key=f"jobs/{job_id}/output.mp4",
+                output_key=output_key or f"jobs/{job_id}/output.mp4",
                 webhook=WebhookState(url=webhook_url) if webhook_url else None,
                 idempotency_hash=idempotency_hash,
                 owner=owner,
@@ -170,6 +179,11 @@ class JobQueue:
         self._dirty.add(job_id)
         self._changed(record)
         return record.cancel_requested
+
+    async def cancel_requested(self, job_id: str) -> bool:
+        """Whether the job's cancel was asked for. A run that `report` tells to stop may only be stale (superseded
+        by a retry): a run that steers other jobs (a chain's coordinator) asks this before cancelling them."""
+        return (await self._visible(job_id, None)).cancel_requested
 
     # ---- dispatch and retries -------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import binascii
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from serve_app.settings import InputArgs
 from serve_app.storage import Storage
 
 SNIFF_BYTES = 8192
+# review(media, keys): a last check of all staged inputs together (input name -> what it holds / its key), run
+# while the local copies still exist; raising InvalidInput refuses the job and removes what was staged.
+Review = Callable[[dict[str, MediaInfo], dict[str, str]], None]
 
 
 @dataclass(frozen=True)
@@ -59,11 +63,14 @@ class InputStager:
         self._args = args
         self._max_bytes = int(args.max_input_mb * 1024 * 1024)
 
-    async def stage(self, job_id: str, request: BaseModel, spec: ModelSpec, model_args: ModelArgs) -> dict[str, str]:
-        """Copy every input `request` names to storage, checked by `spec`; return input name -> key."""
+    async def stage(
+        self, job_id: str, request: BaseModel, spec: ModelSpec, model_args: ModelArgs, review: Review | None = None
+    ) -> dict[str, str]:
+        """Copy every input `request` names to storage, checked by `spec` (and `review`); return input name -> key."""
         staged: dict[str, str] = {}
+        media: dict[str, MediaInfo] = {}
         sources = input_sources(spec, request)
-        if not sources:
+        if not sources and review is None:
             return staged
         try:
             with tempfile.TemporaryDirectory(prefix="stage-") as tmp:
@@ -77,7 +84,9 @@ class InputStager:
                         spec.check_input(request, model_args, source.input, info)
                     key = f"jobs/{job_id}/inputs/{name}.{ext}"
                     await asyncio.to_thread(self._storage.put_file, key, local, f"{source.kind}/{ext}")
-                    staged[name] = key
+                    staged[name], media[name] = key, info
+                if review is not None:
+                    await asyncio.to_thread(review, media, staged)
         except BaseException:
             await asyncio.to_thread(self._storage.delete_prefix, f"jobs/{job_id}")
             raise

@@ -131,6 +131,7 @@ def app_args(storage: dict[str, Any], **overrides: Any) -> dict[str, Any]:
         "queue_num_cpus": 0,
         "ltx2": {"runner": runner, "placement": placement},
         "wav2lip": {"runner": runner, "placement": placement},
+        "talking_video": {"enabled": False},  # a chain of the two: its own tests enable it (one queue fewer elsewhere)
     }
     for section, values in overrides.items():
         args[section] = {**args.get(section, {}), **values} if isinstance(values, dict) else values

@@ -33,9 +33,15 @@ def plan(request: Wav2LipRequest, args: Wav2LipArgs) -> dict[str, Any]:
 
 
 def check_input(request: Wav2LipRequest, args: Wav2LipArgs, staged: StagedInput, media: MediaInfo) -> None:
-    """Wav2Lip keeps the face's resolution and the audio's length, so both are bounded before any GPU."""
+    """Wav2Lip keeps the face's resolution and the audio's length, so both are bounded before any GPU; a still
+    face image must show a face (found with the replicas' detector, on CPU)."""
     if max(media.width, media.height) > args.max_side:
         raise InvalidInput(staged.field, f"{media.width}x{media.height} is over the {args.max_side} px side limit")
+    if staged.kind == "image" and media.path:
+        from deployments.wav2lip.facecheck import image_has_face  # torch and the detector: only for images
+
+        if not image_has_face(media.path, args):
+            raise InvalidInput(staged.field, "no face found in the image: without one there are no lips to sync")
     if staged.kind == "audio" and media.duration_s > args.max_duration_s:
         raise InvalidInput(staged.field, f"{media.duration_s:.1f} s is over the {args.max_duration_s:g} s limit")
     # these modes read the whole video (silence: the output lasts as long as it)

@@ -139,14 +139,17 @@ def test_serve_status_reports_the_app_running_with_its_deployments(deployed):
     assert result.returncode == 0, result.stderr
     app = yaml.safe_load(result.stdout)["applications"]["video"]
     assert app["status"] == "RUNNING"
-    assert set(app["deployments"]) == {"Gateway", "LTX2Queue", "Wav2LipQueue", "LTX2Generator", "Wav2LipSyncer"}
+    assert set(app["deployments"]) == {
+        *("Gateway", "LTX2Queue", "Wav2LipQueue", "LTX2Generator", "Wav2LipSyncer"),
+        *("TalkingVideoQueue", "TalkingVideoCoordinator"),
+    }
     assert all(d["status"] == "HEALTHY" for d in app["deployments"].values()), app["deployments"]
 
 
 def test_the_app_answers_on_the_configured_port(deployed):
     health = httpx.get(f"{deployed.http}/health", timeout=30)
     assert health.status_code == 200, health.text
-    assert set(health.json()["models"]) == {"ltx2", "wav2lip"}
+    assert set(health.json()["models"]) == {"ltx2", "wav2lip", "talking_video"}
     assert httpx.get(f"{deployed.http}/api/v1/jobs/ltx2-0", headers=AUTH, timeout=30).status_code == 404
 
 

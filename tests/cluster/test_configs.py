@@ -40,7 +40,7 @@ def test_serve_config_validates_as_ray_schema_and_app_args(path):
     (app,) = schema.applications
     assert app.import_path == "serve_app.app:build_app"
     args = AppArgs.model_validate(app.args)  # what Serve does with the builder's annotated parameter
-    assert set(args.models()) == {"ltx2", "wav2lip"}
+    assert set(args.models()) == {"ltx2", "wav2lip", "talking_video"}
 
 
 @pytest.mark.parametrize("path", SERVE_CONFIGS)
