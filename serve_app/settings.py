@@ -34,6 +34,12 @@ class StorageArgs(_Args):
     )
     presign_expires_s: PositiveInt = Field(3600, le=7 * 24 * 3600, description="Lifetime of signed URLs.")
     multipart_threshold_mb: PositiveInt = Field(64, description="Files above this upload in parts (s3).")
+    retry_window_s: PositiveFloat = Field(
+        90.0,
+        description="How long a job's output and result writes, and the queue's record writes, are retried "
+        "through a storage outage (backoff 0.5 s doubling to 10 s) before they fail.",
+    )
+    connect_timeout_s: PositiveFloat = Field(5.0, description="Time allowed to open a connection to S3 (s3).")
 
 
 class InputArgs(_Args):
