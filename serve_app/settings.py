@@ -90,6 +90,12 @@ class GatewayArgs(_Args):
         1000, description="Requests one gateway replica holds at once; each open event stream is one."
     )
     keepalive_s: PositiveFloat = Field(15, description="Comment sent on an idle event stream this often.")
+    graceful_shutdown_timeout_s: PositiveFloat = Field(
+        75,
+        description="A gateway replica being replaced or removed finishes its requests in flight for up to this "
+        "long (a `Prefer: wait` hold lasts up to 60 s); event streams still open then are cut, and clients resume "
+        "them with Last-Event-ID.",
+    )
 
 
 class SpineArgs(_Args):

@@ -119,7 +119,7 @@ def outage_app(serve_url: str, s3_endpoint: str, s3_proxy: TcpProxy, bucket: str
         storage,
         runner="tests.fakes:HoldingRunner",
         placement={"min_replicas": 1, "max_replicas": 1},  # one replica: a second job waits behind the first
-        webhooks={"backoff_s": 1, "backoff_max_s": 4, "max_attempts": 30},  # keeps trying through the outage
+        webhooks={"backoff_s": 1, "backoff_max_s": 4, "max_attempts": 20},  # keeps trying through the outage
     )
     client = deploy_app(args, serve_url, name="outage", prefix="/outage")
     yield OutageApp(client, bucket, boto3.client("s3", endpoint_url=s3_endpoint))
