@@ -150,7 +150,7 @@ def test_a_storage_outage_delays_jobs_and_loses_none(
     assert wait_terminal(client, done, timeout_s=120)["status"] == "completed"
     wait_until(lambda: len(webhook_receiver.deliveries), lambda n: n >= 1, timeout_s=30)
     running = submit(client, f"hold:{release}", webhook_receiver.url)
-    wait_until(lambda: get_job(client, running), lambda j: j["stage"] == "holding", timeout_s=120)
+    wait_until(lambda: get_job(client, running), lambda j: j.get("stage") == "holding", timeout_s=120)
     waiting = submit(client, "after", webhook_receiver.url)
 
     # 2. Storage goes away
