@@ -119,7 +119,11 @@ class Gateway:
         if idem and (existing := await call(queue.find_idempotent.remote(idem, body_hash))):
             return CreatedView(**existing.model_dump()), False
         job_id = f"{model}-{uuid.uuid4().hex}"
-        inputs = await self._stager.stage(job_id, body, spec, self._model_args[model])
+        try:
+            inputs = await self._stager.stage(job_id, body, spec, self._model_args[model])
+        except StorageError:  # storage went down while staging: 503, and what was staged goes once it is back
+            self._clean_up_later(f"jobs/{job_id}")
+            raise
         try:
             view, created = await call(
                 queue.submit.remote(

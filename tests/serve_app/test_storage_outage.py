@@ -152,6 +152,10 @@ def test_a_storage_outage_delays_jobs_and_loses_none(
     running = submit(client, f"hold:{release}", webhook_receiver.url)
     wait_until(lambda: get_job(client, running), lambda j: j.get("stage") == "holding", timeout_s=120)
     waiting = submit(client, "after", webhook_receiver.url)
+    presigned = client.post("/api/v1/presign/upload", json={"input_type": "image", "content_type": "image/png"})
+    assert presigned.status_code == 200, presigned.text
+    uploaded = httpx.put(presigned.json()["upload_url"], content=b"\x89PNG", headers={"Content-Type": "image/png"})
+    assert uploaded.status_code == 200, uploaded.text
 
     # 2. Storage goes away
     s3_proxy.cut()
@@ -161,6 +165,10 @@ def test_a_storage_outage_delays_jobs_and_loses_none(
     refused = client.post("/api/v1/generate", json={"model": "ltx2", "prompt": "during", "duration": 1})
     assert refused.status_code == 503, refused.text
     assert refused.json()["error"]["code"] == "storage_unavailable", refused.text
+    image_job = {"model": "ltx2", "prompt": "x", "image_key": presigned.json()["key"]}
+    staged = client.post("/api/v1/generate", json=image_job)
+    assert staged.status_code == 503, staged.text  # not a 422 "no upload": the upload is there, storage is not
+    assert staged.json()["error"]["code"] == "storage_unavailable", staged.text
     finished = client.get(f"/api/v1/jobs/{done}")  # a finished job lives only in storage
     assert finished.status_code == 503 and finished.json()["error"]["code"] == "storage_unavailable"
     release.touch()  # the held job runs to its end now: its output and result writes meet the outage
