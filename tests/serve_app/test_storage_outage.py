@@ -211,3 +211,47 @@ def test_a_storage_outage_delays_jobs_and_loses_none(
     wait_until(lambda: {m for k in outage_app.list() for m in JOB_ID.findall(k)}, lambda ids: ids == set(accepted))
     # the queue never restarted (its counters start at zero with each replica)
     assert health(client)[1]["models"]["ltx2"]["completed"] == len(accepted)
+
+
+def test_an_outage_longer_than_the_retry_window_fails_the_job_and_its_end_is_written_later(
+    deploy, s3_endpoint: str, tmp_path: Path
+) -> None:
+    """Past `storage.retry_window_s` a run gives up its GPU: it fails like a crashed run, the job ends after
+    `queue.max_attempts`, its end is served from the queue's memory, and written once storage is back."""
+    host, port = s3_endpoint.removeprefix("http://").split(":")
+    proxy, bucket, release = TcpProxy((host, int(port))), f"long-{uuid.uuid4().hex[:12]}", tmp_path / "release"
+    direct = boto3.client("s3", endpoint_url=s3_endpoint)
+    direct.create_bucket(Bucket=bucket)
+    try:
+        storage = {"backend": "s3", "bucket": bucket, "endpoint_url": proxy.url, "region": "us-east-1"}
+        storage["retry_window_s"] = 2
+        placement = {"min_replicas": 1, "max_replicas": 1}
+        client = deploy(
+            app_args(storage, runner="tests.fakes:HoldingRunner", placement=placement, queue={"max_attempts": 2})
+        )
+        job_id = submit_plain(client, f"hold:{release}")
+        wait_until(lambda: get_job(client, job_id), lambda j: j.get("stage") == "holding", timeout_s=120)
+        proxy.cut()
+        release.touch()
+        job = wait_terminal(client, job_id, timeout_s=120)  # from the queue's memory: storage is still down
+        assert (job["status"], job["error_code"], job["attempts"]) == ("failed", "retries_exhausted", 2), job
+        assert "StorageError" in job["error_message"], job
+        assert health(client)[0] == 503
+        proxy.restore()
+
+        def stored() -> dict[str, Any]:
+            import json
+
+            body = direct.get_object(Bucket=bucket, Key=f"jobs/{job_id}/job.json")["Body"].read()
+            return json.loads(body)
+
+        assert wait_until(stored, lambda r: r["status"] == "failed", timeout_s=60)["attempts"] == 2
+        assert not direct.list_objects_v2(Bucket=bucket, Prefix="index/ltx2/active/").get("Contents")
+    finally:
+        proxy.close()
+
+
+def submit_plain(client: httpx.Client, prompt: str) -> str:
+    response = client.post("/api/v1/generate", json={"model": "ltx2", "prompt": prompt, "duration": 1})
+    assert response.status_code == 201, response.text
+    return response.json()["job_id"]
