@@ -42,7 +42,7 @@ NETWORK_OPERATIONS = (  # the calls that reach the endpoint (presigning is local
 )
 RETRY_FIRST_DELAY_S = 0.5
 RETRY_MAX_DELAY_S = 10.0
-THROTTLING_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed"}
+THROTTLING_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout"}
 
 
 class Storage(Protocol):
@@ -195,7 +195,7 @@ class LocalStorage:
 
 
 def is_outage(exc: BaseException) -> bool:
-    """True for an S3 error that a later try may not meet: no connection, a timeout, a 5xx, throttling."""
+    """True for an S3 error that a later try may not get: no connection, a timeout, a 5xx, throttling."""
     from boto3.exceptions import RetriesExceededError, S3UploadFailedError
     from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, IncompleteReadError
 
