@@ -78,6 +78,9 @@ def build_app_from(catalogue: Catalogue, args: SpineArgs) -> Application:
         num_replicas=spine.gateway.num_replicas,
         max_ongoing_requests=spine.gateway.max_ongoing_requests,  # open event streams count here
         ray_actor_options={"num_cpus": spine.gateway.num_cpus},
+        # A replaced or downscaled replica gets no new requests and drains the ones in flight (checked each second).
+        graceful_shutdown_wait_loop_s=1,
+        graceful_shutdown_timeout_s=spine.gateway.graceful_shutdown_timeout_s,
     )
     return gateway.bind(spine, secrets, catalogue.specs, catalogue.request_type, enabled, queues)
 

@@ -35,6 +35,7 @@ from serve_app.errors import (
     JobNotFound,
     JobNotReady,
     NotFound,
+    StorageError,
     Unauthorized,
     Unavailable,
     VideoServeError,
@@ -53,7 +54,7 @@ from serve_app.schemas import (
 from serve_app.settings import Secrets, SpineArgs
 from serve_app.stages import plan_stages
 from serve_app.staging import InputStager, Review, input_sources
-from serve_app.storage import LocalStorage, build_storage
+from serve_app.storage import LocalStorage, build_storage, retrying
 
 logger = logging.getLogger("serve_app.gateway")
 LIST_ENTRY = re.compile(r"\d{13}-[a-z][a-z0-9_]{0,31}-[0-9a-f]{32}")  # jobstore.listing_keys
@@ -90,7 +91,9 @@ class Gateway:
         self._request_type = request_type
         self._model_args, self._queues = model_args, queues
         self._keys = [(k.key.get_secret_value().encode(), Caller(k.key_id, k.admin)) for k in secrets.api_keys]
-        self._storage = build_storage(args.storage, secrets)
+        self._storage = build_storage(args.storage, secrets)  # requests fail fast in an outage: 503
+        self._cleanup_storage = retrying(self._storage, args.storage)  # cleanups wait storage out
+        self._cleanups: set[asyncio.Task] = set()
         self._stager = InputStager(self._storage, args.inputs)
         if args.gateway.require_auth and not self._keys:
             logger.error("API_KEYS is empty and auth is required: every /api request will get 401")
@@ -122,7 +125,11 @@ class Gateway:
             return CreatedView(**existing.model_dump()), False
         job_id = f"{model}-{uuid.uuid4().hex}"
         review = self._stage_planner(spec, body, params) if spec.stages else None
-        inputs = await self._stager.stage(job_id, body, spec, self._model_args[model], review)
+        try:
+            inputs = await self._stager.stage(job_id, body, spec, self._model_args[model], review)
+        except StorageError:  # storage went down while staging: 503, and what was staged goes once it is back
+            self._clean_up_later(f"jobs/{job_id}")
+            raise
         try:
             view, created = await call(
                 queue.submit.remote(
@@ -133,6 +140,9 @@ class Gateway:
             # The queue died, or the client left, with the submit in flight, maybe after the job was stored: the
             # queue (or its restart) runs it, and a retry with the same Idempotency-Key returns it. Deleting files
             # here could half-delete a stored job.
+            raise
+        except StorageError:  # the queue could not store it: 503; what was written goes once storage is back
+            self._clean_up_later(f"jobs/{job_id}")
             raise
         except BaseException:
             await asyncio.to_thread(self._storage.delete_prefix, f"jobs/{job_id}")  # no half-made job
@@ -255,6 +265,19 @@ class Gateway:
         return healthy, body
 
     # ---- helpers --------------------------------------------------------------------------------
+
+    def _clean_up_later(self, prefix: str) -> None:
+        """Delete `prefix` in the background, waiting out a storage outage (the answer does not wait)."""
+
+        async def clean_up() -> None:
+            try:
+                await asyncio.to_thread(self._cleanup_storage.delete_prefix, prefix)
+            except StorageError:
+                logger.error("could not delete %s after a failed submit; it is never run", prefix)
+
+        task = asyncio.get_running_loop().create_task(clean_up())
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     def authorize(self, request: Request) -> Caller:
         """Check the Bearer key in constant time against every key; returns the caller (a key id, never the key)."""

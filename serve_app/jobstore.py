@@ -85,6 +85,16 @@ class JobStore:
             marker = f"{record.job_id} {body_hash or ''}".encode()
             self.storage.put_bytes(f"{self._index}/idempotency/{record.idempotency_hash}", marker)
 
+    def discard(self, record: JobRecord) -> None:
+        """Undo a `create` that failed part-way: index entries first, then the record."""
+        key_hash = record.idempotency_hash
+        if key_hash and (self.find_idempotent(key_hash) or ("",))[0] == record.job_id:  # a later create may own it
+            self.storage.delete(f"{self._index}/idempotency/{key_hash}")
+        for key in listing_keys(record):
+            self.storage.delete(key)
+        self.storage.delete(f"{self._index}/active/{record.job_id}")
+        self.storage.delete(record_key(record.job_id))
+
     def finish(self, record: JobRecord, pending_webhook: bool) -> None:
         """Persist a terminal record and move the job out of the active index."""
         self.save(record)

@@ -4,6 +4,11 @@ It writes each record before answering, sends runnable jobs to the model through
 (a window of them; the rest wait here in order, and those waiting at the handle are the queue depth
 Serve autoscales on), retries crashed runs with backoff, relays cancellation, sends webhooks, and on
 restart rebuilds its backlog from `index/{model}/active/`.
+
+Through a storage outage, calls that answer a request (submit, reading a finished job) fail at once with a 503,
+while the bookkeeping of accepted jobs waits storage out: record writes go through `RetryingStorage`, progress
+flushes stay pending until a pass succeeds, and a terminal record that still cannot be written is served from
+memory and written by the monitor once storage is back.
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.base import JobSpec, ModelArgs
 from serve_app import joblogs, metrics, webhooks
-from serve_app.errors import IdempotencyConflict, JobNotFound, NotFound, QueueFull
+from serve_app.errors import IdempotencyConflict, JobNotFound, NotFound, QueueFull, StorageError
 from serve_app.jobstore import JobResult, JobStore
-from serve_app.schemas import JobError, JobRecord, JobView, WebhookState, utcnow
+from serve_app.schemas import TERMINAL, JobError, JobRecord, JobView, WebhookState, utcnow
 from serve_app.settings import Secrets, SpineArgs
-from serve_app.storage import build_storage
+from serve_app.storage import build_storage, retrying
 
 logger = logging.getLogger("serve_app.queue")
 RETENTION_SWEEP_PERIOD_S = 3600.0
@@ -52,8 +57,12 @@ class JobQueue:
         self._handle = model_handle
         self._args, self._qargs = args, args.queue
         self._secrets = secrets
-        self._store = JobStore(build_storage(args.storage, secrets), model)
+        storage = build_storage(args.storage, secrets)
+        self._store = JobStore(retrying(storage, args.storage), model)  # bookkeeping: waits out an outage
+        self._direct = JobStore(storage, model)  # request paths and monitor passes: fail now, answer 503
         self._jobs: dict[str, JobRecord] = {}  # unfinished jobs, in submission order
+        self._ending: dict[str, JobRecord] = {}  # terminal, record not yet written (storage down): served here
+        self._end_writes: set[str] = set()  # terminal records being written now
         self._pending: list[str] = []  # not yet sent to the model
         self._runs: dict[str, asyncio.Task] = {}  # sent to the model (or backing off between tries)
         self._adopted: dict[str, float] = {}  # running before a restart: job -> monotonic deadline
@@ -102,7 +111,11 @@ class JobQueue:
                 idempotency_hash=idempotency_hash,
                 owner=owner,
             )
-            await asyncio.to_thread(self._store.create, record, body_hash)  # durable before the 201
+            try:
+                await asyncio.to_thread(self._direct.create, record, body_hash)  # durable before the 201
+            except StorageError:
+                self._spawn(self._discard(record))
+                raise
             self._jobs[job_id] = record
             self._pending.append(job_id)
         logger.info("job %s queued", job_id, extra={"job_id": job_id, "model": self._model})
@@ -203,7 +216,7 @@ class JobQueue:
                     break
                 record.attempts += 1
                 self._beats.pop(job_id, None)  # silence is timed from this attempt's first report
-                await asyncio.to_thread(self._store.save, record)
+                await self._save(record)
                 spec = JobSpec(
                     job_id=job_id,
                     model=self._model,
@@ -263,7 +276,7 @@ class JobQueue:
         metrics.job_retried(self._model, "lost_heartbeat" if isinstance(exc, RunLost) else "crash")
         record.status, record.stage, record.progress = "queued", "retrying", 0.0  # the next run starts over
         self._changed(record)
-        await asyncio.to_thread(self._store.save, record)
+        await self._save(record)
         await asyncio.sleep(delay)
 
     async def _give_up(self, record: JobRecord, reason: str) -> None:
@@ -284,7 +297,7 @@ class JobQueue:
         if status == "completed":
             record.progress = 100.0
         record.revision += 1  # saved with the terminal record: a stream resumed later still sees the end
-        await asyncio.to_thread(self._store.finish, record, record.webhook is not None)
+        self._ending[record.job_id] = record  # visible from memory until written
         self._jobs.pop(record.job_id, None)
         self._adopted.pop(record.job_id, None)
         self._beats.pop(record.job_id, None)
@@ -293,8 +306,41 @@ class JobQueue:
         self._changed(record, bump=False)
         metrics.job_finished(record)
         logger.info("job %s %s", record.job_id, status, extra={"job_id": record.job_id, "model": self._model})
+        await self._write_end(record, self._store)
+
+    async def _discard(self, record: JobRecord) -> None:
+        """Remove what a create that failed part-way wrote, once storage is back: the client got a 503."""
+        try:
+            await asyncio.to_thread(self._store.discard, record)
+        except StorageError:  # leftovers: an orphan record is never run; its index entries are quarantined
+            logger.error("job %s: leftovers of a failed create not removed", record.job_id)
+
+    async def _write_end(self, record: JobRecord, store: JobStore) -> None:
+        """Write a terminal record and leave the active index, then start the webhook. If storage stays down
+        past the retry window, the record stays in `_ending` and the monitor tries again each pass."""
+        self._end_writes.add(record.job_id)
+        try:
+            await asyncio.to_thread(store.finish, record, record.webhook is not None)
+        except StorageError as exc:
+            extra = {"job_id": record.job_id, "model": self._model}
+            logger.error("job %s ended but its record is not written yet (%s)", record.job_id, exc, extra=extra)
+            return
+        finally:
+            self._end_writes.discard(record.job_id)
+        self._ending.pop(record.job_id, None)
         if record.webhook is not None:
             self._spawn(self._send_webhook(record))
+
+    async def _save(self, record: JobRecord) -> None:
+        """Write a record, waiting out a storage outage; past the retry window an unfinished job's record is
+        left for the next flush, and a terminal one's for its next webhook attempt."""
+        try:
+            await asyncio.to_thread(self._store.save, record)
+        except StorageError as exc:
+            extra = {"job_id": record.job_id, "model": self._model}
+            logger.error("job %s record not written (%s); will write it later", record.job_id, exc, extra=extra)
+            if record.job_id in self._jobs:
+                self._dirty.add(record.job_id)
 
     # ---- webhooks -------------------------------------------------------------------------------
 
@@ -304,14 +350,14 @@ class JobQueue:
         secret = self._secrets.webhook_secret
         if secret is None:  # the gateway refuses webhook_url without a secret; this is a config change since
             record.webhook.last_error = "WEBHOOK_SECRET is not set"
-            await asyncio.to_thread(self._store.save, record)
+            await self._save(record)
             return
 
         async def persist(attempt: webhooks.Attempt) -> None:
             record.webhook.attempts, record.webhook.last_status = attempt.number, attempt.status_code
             record.webhook.last_error, record.webhook.delivered = attempt.error, attempt.delivered
             metrics.webhook_attempt(self._model, attempt, self._args.webhooks.max_attempts)
-            await asyncio.to_thread(self._store.save, record)
+            await self._save(record)
 
         await webhooks.deliver(
             record.webhook.url,
@@ -322,7 +368,10 @@ class JobQueue:
             persist,
             first_attempt=record.webhook.attempts + 1,
         )
-        await asyncio.to_thread(self._store.webhook_done, record.job_id)
+        try:
+            await asyncio.to_thread(self._store.webhook_done, record.job_id)
+        except StorageError:  # the entry stays: a restarted queue sends it again, under the same webhook-id
+            logger.error("job %s webhook index entry not removed", record.job_id, extra={"job_id": record.job_id})
 
     def _webhook_payload(self, record: JobRecord) -> dict[str, Any]:
         payload: dict[str, Any] = {"job_id": record.job_id, "model": record.model, "status": record.status}
@@ -390,9 +439,13 @@ class JobQueue:
                 metrics.queue_state(self._model, await self.counts())
                 await self._check_adopted()
                 await self._flush()
+                for record in [r for job_id, r in self._ending.items() if job_id not in self._end_writes]:
+                    await self._write_end(record, self._direct)
                 if self._qargs.retention_days and time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + RETENTION_SWEEP_PERIOD_S
-                    await asyncio.to_thread(self._store.sweep_finished, self._qargs.retention_days * 86400)
+                    await asyncio.to_thread(self._direct.sweep_finished, self._qargs.retention_days * 86400)
+            except StorageError as exc:  # an outage: one line per pass, not a traceback
+                logger.warning("queue monitor pass stopped: %s; will retry", exc)
             except Exception:
                 logger.exception("queue monitor pass failed; will retry")
 
@@ -400,7 +453,7 @@ class JobQueue:
         """An adopted run ends when its result file appears, or is retried once its heartbeat stops."""
         for job_id, deadline in list(self._adopted.items()):
             record = self._jobs[job_id]
-            result = await asyncio.to_thread(self._store.load_result, job_id)
+            result = await asyncio.to_thread(self._direct.load_result, job_id)
             if result is not None and result.attempt == record.attempts:
                 await self._finish(record, result.status, result)
                 continue
@@ -419,17 +472,23 @@ class JobQueue:
                 self._runs[job_id] = asyncio.get_running_loop().create_task(self._execute(job_id))
 
     async def _flush(self) -> None:
+        """Write the records changed since the last pass; through an outage they stay pending for the next."""
         dirty, self._dirty = self._dirty, set()
         for job_id in dirty:
-            if (record := self._jobs.get(job_id)) is not None:
-                await asyncio.to_thread(self._store.save, record)
+            if (record := self._jobs.get(job_id)) is None:
+                continue
+            try:
+                await asyncio.to_thread(self._direct.save, record)
+            except StorageError:
+                self._dirty |= {j for j in dirty if j in self._jobs}  # written or not, write again: cheap, rare
+                raise
 
     # ---- helpers --------------------------------------------------------------------------------
 
     async def find_idempotent(self, idempotency_hash: str, body_hash: str | None) -> JobView | None:
         """The job first created with this Idempotency-Key; 409 if that job had another body. A key whose job was
         never stored (its creation failed part-way) is free again."""
-        found = await asyncio.to_thread(self._store.find_idempotent, idempotency_hash)
+        found = await asyncio.to_thread(self._direct.find_idempotent, idempotency_hash)
         if found is None:
             return None
         job_id, stored_body_hash = found
@@ -437,20 +496,22 @@ class JobQueue:
             view = await self.get(job_id)
         except JobNotFound:
             return None
+        if view.status not in TERMINAL and job_id not in self._jobs:
+            return None  # a record left by a create that failed (storage went down); it never runs
         if stored_body_hash != (body_hash or ""):  # same key, other body: refuse instead of guessing
             raise IdempotencyConflict("Idempotency-Key was already used with a different request body")
         return view
 
     async def _visible(self, job_id: str, scope: str | None) -> JobRecord:
         """The record, from memory while unfinished, else from storage; another owner's job does not exist."""
-        record = self._jobs.get(job_id) or await self._load(job_id)
+        record = self._jobs.get(job_id) or self._ending.get(job_id) or await self._load(job_id)
         if scope is not None and record.owner != scope:
             raise JobNotFound(f"no job {job_id}")  # the same answer as a missing job: ids are not an oracle
         return record
 
     async def _load(self, job_id: str) -> JobRecord:
         try:
-            record = await asyncio.to_thread(self._store.load, job_id)
+            record = await asyncio.to_thread(self._direct.load, job_id)
         except NotFound:
             raise JobNotFound(f"no job {job_id}") from None
         if record.model != self._model:
@@ -458,7 +519,7 @@ class JobQueue:
         return record
 
     def _result_url(self, record: JobRecord) -> str:
-        return self._store.storage.presign_get(record.output_key, self._args.storage.presign_expires_s)
+        return self._direct.storage.presign_get(record.output_key, self._args.storage.presign_expires_s)
 
     def _view(self, record: JobRecord) -> JobView:
         position = self._queue_position(record.job_id) if record.status == "queued" else None

@@ -21,7 +21,7 @@ from serve_app.errors import InvalidInput, JobCancelled, JobFailed
 from serve_app.jobstore import JobResult, result_key
 from serve_app.schemas import JobError
 from serve_app.settings import Secrets, StorageArgs
-from serve_app.storage import build_storage
+from serve_app.storage import build_storage, retrying
 
 logger = logging.getLogger("serve_app.replica")
 REPORT_MIN_INTERVAL_S = 0.5  # progress messages are coalesced; a stage change is always sent
@@ -91,7 +91,9 @@ class ModelDeployment:
         load_s = time.monotonic() - started
         metrics.model_loaded(model, load_s)
         logger.info("%s runner loaded in %.1f s (weights: %s)", model, load_s, self._runner.weights)
-        self._storage = build_storage(storage_args, secrets)
+        # Inputs, output and result wait out a storage outage (up to storage.retry_window_s), so a transient
+        # error never fails a finished job; past the window the run raises and the queue retries it.
+        self._storage = retrying(build_storage(storage_args, secrets), storage_args)
         self._queue = serve.get_deployment_handle(queue_deployment, serve.get_replica_context().app_name)
 
     async def run(self, job: JobSpec) -> dict:

@@ -34,6 +34,12 @@ class StorageArgs(_Args):
     )
     presign_expires_s: PositiveInt = Field(3600, le=7 * 24 * 3600, description="Lifetime of signed URLs.")
     multipart_threshold_mb: PositiveInt = Field(64, description="Files above this upload in parts (s3).")
+    retry_window_s: PositiveFloat = Field(
+        90.0,
+        description="How long a job's output and result writes, and the queue's record writes, are retried "
+        "through a storage outage (backoff 0.5 s doubling to 10 s) before they fail.",
+    )
+    connect_timeout_s: PositiveFloat = Field(5.0, description="Time allowed to open a connection to S3 (s3).")
 
 
 class InputArgs(_Args):
@@ -84,6 +90,12 @@ class GatewayArgs(_Args):
         1000, description="Requests one gateway replica holds at once; each open event stream is one."
     )
     keepalive_s: PositiveFloat = Field(15, description="Comment sent on an idle event stream this often.")
+    graceful_shutdown_timeout_s: PositiveFloat = Field(
+        75,
+        description="A gateway replica being replaced or removed finishes its requests in flight for up to this "
+        "long (a `Prefer: wait` hold lasts up to 60 s); event streams still open then are cut, and clients resume "
+        "them with Last-Event-ID.",
+    )
 
 
 class SpineArgs(_Args):

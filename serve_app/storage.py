@@ -2,25 +2,47 @@
 
 Callers see only keys like `jobs/<id>/output.mp4`; buckets, prefixes and endpoints stay inside.
 Every write is whole-object (S3 PUT, or write-then-rename locally), so a reader never sees half a file.
+An unreachable S3 endpoint (refused, reset, timed out, 5xx, throttled) raises `StorageError` (503); callers that
+must outlast an outage (a job's output and result, the queue's records) go through `RetryingStorage`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import itertools
+import logging
 import os
 import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 from serve_app.errors import NotFound, StorageError
 from serve_app.metrics import timed_storage
 from serve_app.settings import Secrets, StorageArgs
+
+logger = logging.getLogger("serve_app.storage")
+NETWORK_OPERATIONS = (  # the calls that reach the endpoint (presigning is local)
+    "put_bytes",
+    "put_file",
+    "get_bytes",
+    "read_head",
+    "download",
+    "size",
+    "list_keys",
+    "list_page",
+    "delete",
+    "delete_prefix",
+    "copy",
+)
+RETRY_FIRST_DELAY_S = 0.5
+RETRY_MAX_DELAY_S = 10.0
+THROTTLING_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout"}
 
 
 class Storage(Protocol):
@@ -172,7 +194,43 @@ class LocalStorage:
             raise StorageError(f"storage directory {self.root} is not writable")
 
 
+def is_outage(exc: BaseException) -> bool:
+    """True for an S3 error that a later try may not get: no connection, a timeout, a 5xx, throttling."""
+    from boto3.exceptions import RetriesExceededError, S3UploadFailedError
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, IncompleteReadError
+
+    if isinstance(exc, (ConnectionError, HTTPClientError, IncompleteReadError, RetriesExceededError)):
+        return True
+    if isinstance(exc, S3UploadFailedError):  # boto3 wraps the ClientError of an upload, keeping it as context
+        return exc.__context__ is not None and is_outage(exc.__context__)
+    if isinstance(exc, ClientError):
+        error, meta = exc.response.get("Error", {}), exc.response.get("ResponseMetadata", {})
+        return meta.get("HTTPStatusCode", 0) >= 500 or error.get("Code") in THROTTLING_CODES
+    return False
+
+
+def outage_as_storage_error(cls: type) -> type:
+    """Class decorator for the S3 backend: an outage leaves each network call as `StorageError` (503)."""
+    for operation in NETWORK_OPERATIONS:
+        setattr(cls, operation, _outage_checked(getattr(cls, operation)))
+    return cls
+
+
+def _outage_checked(method: Any) -> Any:
+    @functools.wraps(method)
+    def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            if is_outage(exc):
+                raise StorageError(f"storage unreachable: {type(exc).__name__}") from exc
+            raise
+
+    return checked
+
+
 @timed_storage
+@outage_as_storage_error
 class S3Storage:
     """Any S3 API through boto3. SigV4 presigning, which R2 and current AWS regions require."""
 
@@ -185,7 +243,12 @@ class S3Storage:
 
         if not args.bucket:
             raise ValueError("storage.bucket is required with the s3 backend")
-        config = Config(signature_version="s3v4", retries={"max_attempts": 5, "mode": "standard"})
+        # A few quick tries here: a request answers 503 within seconds; RetryingStorage outlasts longer outages.
+        config = Config(
+            signature_version="s3v4",
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=args.connect_timeout_s,
+        )
         self._s3 = boto3.client("s3", endpoint_url=args.endpoint_url, region_name=args.region, config=config)
         self._bucket = args.bucket
         self._prefix = args.prefix.strip("/")
@@ -282,3 +345,43 @@ class S3Storage:
             self._s3.head_bucket(Bucket=self._bucket)
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"bucket {self._bucket} unreachable: {exc}") from exc
+
+
+class RetryingStorage:
+    """A Storage whose network calls wait out an outage: a `StorageError` is tried again with backoff
+    (0.5 s doubling to 10 s) until `window_s` has passed, then raised. Calls block; run them in threads."""
+
+    def __init__(self, storage: Storage, window_s: float) -> None:
+        self.direct = storage  # the same backend without waiting, for calls that answer a request
+        self._window_s = window_s
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.direct, name)
+        if name not in NETWORK_OPERATIONS:
+            return attribute
+        return functools.partial(self._retried, name, attribute)
+
+    def _retried(self, name: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        started, delay, failures = time.monotonic(), RETRY_FIRST_DELAY_S, 0
+        while True:
+            try:
+                result = call(*args, **kwargs)
+            except StorageError as exc:
+                failures += 1
+                waited = time.monotonic() - started
+                if waited + delay > self._window_s:
+                    logger.error("storage %s failed for %.0f s (%d tries), giving up: %s", name, waited, failures, exc)
+                    raise
+                if failures == 1:
+                    logger.warning("storage %s failed (%s); retrying for up to %g s", name, exc, self._window_s)
+                time.sleep(delay)
+                delay = min(2 * delay, RETRY_MAX_DELAY_S)
+                continue
+            if failures:
+                logger.info("storage %s succeeded after %.1f s of outage", name, time.monotonic() - started)
+            return result
+
+
+def retrying(storage: Storage, args: StorageArgs) -> Storage:
+    """`storage` waiting out outages for up to `args.retry_window_s`."""
+    return RetryingStorage(storage, args.retry_window_s)  # type: ignore[return-value]

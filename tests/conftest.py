@@ -127,7 +127,7 @@ def app_args(storage: dict[str, Any], **overrides: Any) -> dict[str, Any]:
         "storage": storage,
         "queue": {"retry_backoff_s": 0.2, "heartbeat_timeout_s": 5, "record_flush_s": 0.2},
         "webhooks": {"backoff_s": 0.2, "timeout_s": 5, "allow_networks": ["127.0.0.0/8"]},
-        "gateway": {"num_cpus": 0},
+        "gateway": {"num_cpus": 0, "graceful_shutdown_timeout_s": 5},  # teardowns wait on open streams
         "queue_num_cpus": 0,
         "ltx2": {"runner": runner, "placement": placement},
         "wav2lip": {"runner": runner, "placement": placement},
