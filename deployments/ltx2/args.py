@@ -10,6 +10,10 @@ from deployments.base import ModelArgs
 from deployments.ltx2.params import Quality
 from serve_app.errors import InvalidInput
 
+DEFAULT_PROMPT = (
+    "The scene comes to life with natural, smooth motion and consistent lighting; "
+    "the subject and the setting stay as they are shown."
+)
 CAMERA_MOTIONS = ("static", "dolly_in", "dolly_out", "dolly_left", "dolly_right", "jib_up", "jib_down")
 
 
@@ -18,7 +22,21 @@ class LTX2Args(ModelArgs):
         default_factory=dict,
         description="Camera motion -> LoRA source (local path, hf://, s3://). `static` with no entry = base model.",
     )
-    max_duration_s: float = Field(10.0, gt=0, description="Longest clip a request may ask for, in seconds.")
+    max_duration_s: float = Field(
+        20.0,
+        gt=0,
+        description="Longest clip (or extension) a request may ask for, in seconds: 20 s = 481 frames at 24 fps.",
+    )
+    max_extend_frames: PositiveInt = Field(
+        505,
+        description="Most frames an extension may render: the input video's frames (the context) plus the added ones "
+        "(Lightricks' extend limit). Checked on the staged video, before any GPU work.",
+    )
+    default_prompt: str = Field(
+        DEFAULT_PROMPT,
+        min_length=1,
+        description="Prompt used when a request with an image or a video to extend gives none.",
+    )
     max_side: PositiveInt = Field(1920, description="Largest width or height a request may ask for, in pixels.")
 
     model_version: Literal["2.0"] = Field(
