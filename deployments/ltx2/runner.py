@@ -15,6 +15,7 @@ from diffusers.utils import encode_video
 from PIL import ImageOps
 
 from deployments.base import JobSpec, Reporter, RunOutput, resolve_device
+from deployments.ltx2 import conditioning
 from deployments.ltx2.args import LTX2Args, check_camera_lora, check_quality
 from deployments.ltx2.loading import (
     DISTILLED_ADAPTER,
@@ -25,7 +26,7 @@ from deployments.ltx2.loading import (
 )
 from deployments.ltx2.params import LTX2Params
 from deployments.ltx2.recipes import FIXED_CALL_ARGS, VERSION_CALL_ARGS, Recipe, Stage, recipe_for
-from serve_app.errors import InvalidInput, JobFailed
+from serve_app.errors import JobFailed
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class _Job:
     embeds: dict[str, torch.Tensor]
     generator: torch.Generator
     progress: _Progress
+    conditions: list[conditioning.LTX2VideoCondition] | None = None  # keyframes or extension: the condition pipe
 
 
 class LTX2Runner:
@@ -75,6 +77,10 @@ class LTX2Runner:
         self.weights = loaded.weights
         self._pipes = _build_pipelines(loaded.components)
         self.pipe = self._pipes[False, False]  # also the handle for LoRA switching and prompt encoding
+        # --- conditioning hook (keyframes, extension): distilled -> LTX2ConditionPipeline on the same modules
+        self._condition_pipes = conditioning.build_condition_pipelines(
+            {d: self._pipes[False, d] for d in (False, True)}
+        )
         self._load_loras()
         apply_memory_options(args, self.pipe, dtype)
         self.upsample_pipe = (
@@ -94,7 +100,11 @@ class LTX2Runner:
 
     def _place(self) -> None:
         """Move everything to the device, or install CPU-offload hooks so each part visits it only to run."""
-        pipes = [*self._pipes.values(), *([self.upsample_pipe] if self.upsample_pipe else [])]
+        pipes = [
+            *self._pipes.values(),
+            *self._condition_pipes.values(),
+            *([self.upsample_pipe] if self.upsample_pipe else []),
+        ]
         for pipe in pipes:
             pipe.set_progress_bar_config(disable=True)  # progress goes to the reporter
             if self.args.cpu_offload:
@@ -103,11 +113,15 @@ class LTX2Runner:
                 pipe.to(self.device)
 
     def run(self, job: JobSpec, inputs: dict[str, Path], workdir: Path, reporter: Reporter) -> RunOutput:
-        """Render one clip (t2v or i2v, fast or pro) with its audio into `workdir`/output.mp4."""
+        """Render one clip (t2v, i2v, keyframes or an extension; fast or pro) with its audio into `workdir`."""
         params = LTX2Params.model_validate(job.params)
         check_quality(self.args, params.quality)
         check_camera_lora(self.args, params.camera_lora)
-        image = _open_image(inputs) if params.image_to_video else None
+        rate = int(self.pipe.vocoder.config.output_sampling_rate)  # 24 kHz for LTX-2.0, not the VAE's 16 kHz
+        # --- conditioning hook: keyframe/extension jobs render `conditioned.params` through the condition pipe
+        conditioned = conditioning.prepare(params, inputs, self.args, rate)
+        params = conditioned.params if conditioned else params
+        image = conditioning.open_image(inputs, "image") if params.image_to_video and not conditioned else None
         recipe = recipe_for(params.quality, self.args.pro_steps)
         reporter.raise_if_cancelled()
         with torch.no_grad():
@@ -119,6 +133,7 @@ class LTX2Runner:
                 embeds=embeds,
                 generator=torch.Generator(self.device).manual_seed(params.seed),  # one generator, both stages
                 progress=_Progress(reporter, sum(s.steps for s in recipe.stages)),
+                conditions=conditioned.conditions if conditioned else None,
             )
             latents: dict[str, torch.Tensor] = {}
             for index, stage in enumerate(recipe.stages):
@@ -130,17 +145,20 @@ class LTX2Runner:
                 final = index == len(recipe.stages) - 1
                 video, audio = self._denoise(stage, state, latents, reporter, final)
                 latents = {"latents": video, "audio_latents": audio}
+        if conditioned:  # an extension joins the input's own frames and audio to the new ones
+            video, audio = conditioned.assemble(video, audio, rate)
         reporter.report("encoding_video", ENCODE_VIDEO_AT)
         path = workdir / OUTPUT_NAME
-        rate = int(self.pipe.vocoder.config.output_sampling_rate)  # 24 kHz for LTX-2.0, not the VAE's 16 kHz
         encode_video(
             video[0], fps=params.fps, output_path=str(path), audio=audio[0].float().cpu(), audio_sample_rate=rate
         )
-        return RunOutput(video_path=path, details=self._details(params, recipe, rate))
+        details = self._details(params, recipe, rate) | (conditioned.details if conditioned else {})
+        return RunOutput(video_path=path, details=details)
 
     def _details(self, params: LTX2Params, recipe: Recipe, sample_rate: int) -> dict[str, Any]:
         """The parameters this clip was really made with, for the job record."""
         used = {"width", "height", "num_frames", "fps", "seed", "quality", "camera_lora", "image_to_video"}
+        used |= {"end_image", "extend"}
         return {
             **params.model_dump(include=used),
             "steps": sum(s.steps for s in recipe.stages),
@@ -179,13 +197,16 @@ class LTX2Runner:
                 reporter.report("decoding", DENOISE_END)  # the pipeline decodes right after its last step
             return tensors
 
-        extra: dict[str, Any] = {}
-        if job.image is not None:  # centre-crop to the stage's aspect, resize; image_crf 0 = no re-encode
-            extra = {
+        pipe = self._pipes[job.image is not None, stage.distilled]
+        extra: dict[str, Any] = {"noise_scale": stage.noise_scale}
+        if job.conditions is not None:  # --- conditioning hook: the pipe scales the conditions to this stage
+            pipe = self._condition_pipes[stage.distilled]
+            extra = {"conditions": job.conditions, "noise_scale": conditioning.condition_noise_scale(stage.noise_scale)}
+        elif job.image is not None:  # centre-crop to the stage's aspect, resize; image_crf 0 = no re-encode
+            extra |= {
                 "image": ImageOps.fit(job.image, (width, height), PIL.Image.LANCZOS),
                 "image_crf": self.args.image_crf,
             }
-        pipe = self._pipes[job.image is not None, stage.distilled]
         return pipe(
             **extra,
             **job.embeds,
@@ -196,7 +217,6 @@ class LTX2Runner:
             frame_rate=float(p.fps),
             num_inference_steps=stage.steps,
             sigmas=list(stage.sigmas) if stage.sigmas else None,
-            noise_scale=stage.noise_scale,
             generator=job.generator,
             max_sequence_length=self.args.max_prompt_tokens,
             output_type="np" if final else "latent",
@@ -255,14 +275,3 @@ def _build_pipelines(components: dict[str, Any]) -> dict[tuple[bool, bool], LTX2
             cls = LTX2ImageToVideoPipeline if i2v else LTX2Pipeline
             pipes[i2v, distilled] = cls(**{**components, "scheduler": fixed if distilled else components["scheduler"]})
     return pipes
-
-
-def _open_image(inputs: dict[str, Path]) -> PIL.Image.Image:
-    """The staged image, upright and RGB; cropping to the target aspect happens per stage size."""
-    if "image" not in inputs:
-        raise InvalidInput("image", "image_to_video needs an input image")
-    try:
-        with PIL.Image.open(inputs["image"]) as image:
-            return ImageOps.exif_transpose(image).convert("RGB")
-    except (PIL.UnidentifiedImageError, OSError) as exc:
-        raise JobFailed(f"image: cannot decode the staged image ({exc})", code="invalid_image") from exc
