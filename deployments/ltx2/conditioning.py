@@ -48,7 +48,8 @@ class Conditioned:
         added = self.details["added_frames"]
         generated = np.asarray(video[0], dtype=np.float32)
         wave = audio[0].float().cpu().numpy()
-        new_samples = round(added / self.params.fps * sample_rate)
+        # the new frames' share of the rendered audio (measured on the waveform, not assumed from the rate)
+        new_samples = round(wave.shape[1] * added / self.params.num_frames)
         source_audio = self._source_audio(sample_rate)
         if self.params.extend == "end":
             frames = np.concatenate([self.source, generated[len(generated) - added :]])
