@@ -37,7 +37,7 @@ class Conditioned:
 
     params: LTX2Params  # the rendered clip's size and frame count
     conditions: list[LTX2VideoCondition]
-    source: np.ndarray | None = None  # extension: the input's frames (F, H, W, 3) in [0, 1], at the output size
+    source: np.ndarray | None = None  # extension: the input's frames (F, H, W, 3) uint8 RGB, at the output size
     source_audio: np.ndarray | None = None  # extension: the input's audio (2, samples) at the vocoder's rate
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -47,15 +47,16 @@ class Conditioned:
             return video, audio
         added = self.details["added_frames"]
         generated = np.asarray(video[0], dtype=np.float32)
+        source = self.source.astype(np.float32) / 255.0  # the decoded frames' scale
         wave = audio[0].float().cpu().numpy()
         # the new frames' share of the rendered audio (measured on the waveform, not assumed from the rate)
         new_samples = round(wave.shape[1] * added / self.params.num_frames)
         source_audio = self._source_audio(sample_rate)
         if self.params.extend == "end":
-            frames = np.concatenate([self.source, generated[len(generated) - added :]])
+            frames = np.concatenate([source, generated[len(generated) - added :]])
             sound = np.concatenate([source_audio, wave[:, wave.shape[1] - new_samples :]], axis=1)
         else:
-            frames = np.concatenate([generated[:added], self.source])
+            frames = np.concatenate([generated[:added], source])
             sound = np.concatenate([wave[:, :new_samples], source_audio], axis=1)
         return frames[None], torch.from_numpy(np.ascontiguousarray(sound[None])).to(audio.dtype)
 
@@ -132,7 +133,7 @@ def _extension(params: LTX2Params, inputs: dict[str, Path], args: LTX2Args, samp
     return Conditioned(
         params=params.model_copy(update={"width": width, "height": height, "num_frames": rendered}),
         conditions=[condition],
-        source=source.astype(np.float32) / 255.0,
+        source=source,
         source_audio=source_audio,
         details={
             "num_frames": len(source) + added,
