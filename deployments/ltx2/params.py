@@ -13,8 +13,8 @@ RESOLUTION_PRESETS: dict[str, tuple[int, int]] = {  # (width, height) before sna
     "720p": (1280, 720),
     "1080p": (1920, 1080),
 }
-DEFAULT_SIZE = RESOLUTION_PRESETS["480p"]
 DEFAULT_RESOLUTION = "480p"
+DEFAULT_SIZE = RESOLUTION_PRESETS[DEFAULT_RESOLUTION]
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {  # (width, height) proportions; `resolution` gives the short side
     "16:9": (16, 9),
     "9:16": (9, 16),
