@@ -101,8 +101,6 @@ class LTX2Request(JobRequest):
                 raise ValueError(f"{images[0]}: a video extension takes no image")
             if sizes := self.given(SIZE_FIELDS):
                 raise ValueError(f"{sizes[0]}: an extension keeps the input video's size")
-            if self.duration is None:  # the duration head sizes a whole clip from its prompt, not an addition
-                raise ValueError("duration: an extension needs the seconds to add")
             self.extend = self.extend or "end"
         elif self.extend is not None:
             raise ValueError("extend: needs the video to extend (video_url or video_key)")
@@ -112,6 +110,8 @@ class LTX2Request(JobRequest):
             raise ValueError(f"type: t2v takes no image or video, but {(images + self.given(VIDEO_FIELDS))[0]} is set")
         if self.prompt is None and not (images or self.given(VIDEO_FIELDS)):
             raise ValueError("prompt: required for text-to-video (it may be omitted only with an image or a video)")
+        if self.extend is not None and self.duration is None:  # LTX-2.5's duration head sizes whole clips only
+            raise ValueError("duration: an extension needs the seconds to add")
         return self
 
     def _unpack_image_urls(self) -> None:
