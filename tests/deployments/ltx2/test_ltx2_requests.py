@@ -96,6 +96,7 @@ def test_image_urls_first_only_and_end_image_alone() -> None:
         ({"prompt": "x", "aspect_ratio": "2:1"}, "aspect_ratio"),
         ({"prompt": "x", "aspect_ratio": "21:9", "resolution": "1080p"}, "aspect_ratio"),  # 2528 px > 1920
         ({"prompt": "x", "duration": 25}, "duration"),  # over the 20 s default limit
+        ({"video_key": "uploads/k/a.mp4", "extend": "start"}, "duration"),  # an extension needs the seconds to add
         ({"prompt": "x", "type": "v2v"}, "type"),
     ],
 )
