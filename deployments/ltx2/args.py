@@ -11,6 +11,10 @@ from deployments.ltx2.params import Quality
 from deployments.ltx2.versions import ALL_CAMERA_MOTIONS, VERSIONS, ModelVersion, check_lora_release
 from serve_app.errors import InvalidInput
 
+DEFAULT_PROMPT = (
+    "The scene comes to life with natural, smooth motion and consistent lighting; "
+    "the subject and the setting stay as they are shown."
+)
 CAMERA_MOTIONS = ALL_CAMERA_MOTIONS  # every release's; each deployment accepts only its own version's
 
 
@@ -19,12 +23,26 @@ class LTX2Args(ModelArgs):
         default_factory=dict,
         description="Camera motion -> LoRA source (local path, hf://, s3://). `static` with no entry = base model.",
     )
-    max_duration_s: float = Field(10.0, gt=0, description="Longest clip a request may ask for, in seconds.")
+    max_duration_s: float = Field(
+        20.0,
+        gt=0,
+        description="Longest clip (or extension) a request may ask for, in seconds: 20 s = 481 frames at 24 fps.",
+    )
     min_duration_s: float = Field(
         1.0, gt=0, description="Shortest clip the LTX-2.5 duration head may pick when `duration` is omitted."
     )
     default_duration_s: float = Field(
         5.0, gt=0, description="Clip length when a request omits `duration` (2.0/2.3; 2.5 lets its duration head pick)."
+    )
+    max_extend_frames: PositiveInt = Field(
+        505,
+        description="Most frames an extension may render: the input video's frames (the context) plus the added ones "
+        "(Lightricks' extend limit). Checked on the staged video, before any GPU work.",
+    )
+    default_prompt: str = Field(
+        DEFAULT_PROMPT,
+        min_length=1,
+        description="Prompt used when a request with an image or a video to extend gives none.",
     )
     max_side: PositiveInt = Field(1920, description="Largest width or height a request may ask for, in pixels.")
 

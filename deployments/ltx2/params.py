@@ -13,7 +13,16 @@ RESOLUTION_PRESETS: dict[str, tuple[int, int]] = {  # (width, height) before sna
     "720p": (1280, 720),
     "1080p": (1920, 1080),
 }
-DEFAULT_SIZE = RESOLUTION_PRESETS["480p"]
+DEFAULT_RESOLUTION = "480p"
+DEFAULT_SIZE = RESOLUTION_PRESETS[DEFAULT_RESOLUTION]
+ASPECT_RATIOS: dict[str, tuple[int, int]] = {  # (width, height) proportions; `resolution` gives the short side
+    "16:9": (16, 9),
+    "9:16": (9, 16),
+    "1:1": (1, 1),
+    "4:3": (4, 3),
+    "3:4": (3, 4),
+    "21:9": (21, 9),
+}
 VAE_TEMPORAL_RATIO = 8  # the video VAE compresses 8 frames into one latent frame: clips have 8k+1 frames
 
 
@@ -25,14 +34,17 @@ class LTX2Params(BaseModel):
     prompt: str
     negative_prompt: str = ""
     quality: Quality = "fast"
-    width: int
-    height: int
-    num_frames: int | Literal["auto"]  # auto: LTX-2.5's duration head picks it when the job runs
+    width: int | None  # None only for an extension: the input video's size, snapped (`fit_size`)
+    height: int | None
+    num_frames: int | Literal["auto"]  # auto: LTX-2.5's duration head picks it when the job runs (no extension)
     fps: int
     seed: int
     camera_lora: str = "static"
     image_to_video: bool = False
     generate_audio: bool = True  # False: the audio is neither decoded nor muxed
+    end_image: bool = False  # the clip ends on the staged `end_image` (a keyframe at the last latent frame)
+    # Extend the staged `video`: `num_frames` are the frames to add; width/height None = the input's, snapped.
+    extend: Literal["end", "start"] | None = None
 
 
 def size_multiple(quality: Quality) -> int:
@@ -51,11 +63,39 @@ def frames_for_duration(duration_s: float, fps: int) -> int:
     return VAE_TEMPORAL_RATIO * k + 1
 
 
-def resolve_size(quality: Quality, width: int | None, height: int | None, resolution: str | None) -> tuple[int, int]:
-    """The snapped (width, height) for a request's explicit size or preset."""
-    if resolution is not None:
+def frames_to_add(duration_s: float, fps: int, extend: Literal["end", "start"]) -> int:
+    """Frames an extension adds: 8k after the input (the input's last 8j+1 frames are the context, and the
+    clip rendered is 8(j+k)+1), or 8k+1 before it (its context sits at the latent frame after them)."""
+    k = max(1, round(duration_s * fps / VAE_TEMPORAL_RATIO))
+    return VAE_TEMPORAL_RATIO * k + (1 if extend == "start" else 0)
+
+
+def resolve_size(
+    quality: Quality,
+    width: int | None,
+    height: int | None,
+    resolution: str | None,
+    aspect_ratio: str | None = None,
+) -> tuple[int, int]:
+    """The snapped (width, height) for a request's explicit size, preset, or aspect ratio (whose short side is
+    the preset's short side, 480p by default)."""
+    if aspect_ratio is not None:
+        short = min(RESOLUTION_PRESETS[resolution or DEFAULT_RESOLUTION])
+        across, down = ASPECT_RATIOS[aspect_ratio]
+        width, height = (short * across / down, short) if across >= down else (short, short * down / across)
+    elif resolution is not None:
         width, height = RESOLUTION_PRESETS[resolution]
     elif width is None or height is None:
         width, height = DEFAULT_SIZE
     multiple = size_multiple(quality)
-    return snap_size(width, multiple), snap_size(height, multiple)
+    return snap_size(round(width), multiple), snap_size(round(height), multiple)
+
+
+def fit_size(width: int, height: int, quality: Quality, max_side: int) -> tuple[int, int]:
+    """An input video's size as an extension renders it: shrunk (aspect kept) so no side exceeds `max_side`,
+    each side snapped to the nearest multiple of the quality's (never past `max_side`); the input frames are
+    then scaled to cover that size and centre-cropped."""
+    scale = min(1.0, max_side / max(width, height))
+    multiple = size_multiple(quality)
+    cap = max(multiple, multiple * (max_side // multiple))
+    return min(cap, snap_size(round(width * scale), multiple)), min(cap, snap_size(round(height * scale), multiple))

@@ -16,6 +16,7 @@ from diffusers.utils import encode_video
 from PIL import ImageOps
 
 from deployments.base import RANDOM_WEIGHTS, JobSpec, Reporter, RunOutput, resolve_device
+from deployments.ltx2 import conditioning
 from deployments.ltx2.args import LTX2Args, check_camera_lora, check_quality
 from deployments.ltx2.loading import (
     DISTILLED_ADAPTER,
@@ -27,7 +28,7 @@ from deployments.ltx2.loading import (
 from deployments.ltx2.params import LTX2Params
 from deployments.ltx2.recipes import FIXED_CALL_ARGS, VERSION_CALL_ARGS, Recipe, Stage, recipe_for
 from deployments.ltx2.versions import VERSIONS
-from serve_app.errors import InvalidInput, JobFailed
+from serve_app.errors import JobFailed
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class _Job:
     embeds: dict[str, torch.Tensor]
     generator: torch.Generator
     progress: _Progress
+    conditions: list[conditioning.LTX2VideoCondition] | None = None  # keyframes or extension: the condition pipe
 
 
 class LTX2Runner:
@@ -78,6 +80,11 @@ class LTX2Runner:
         self._pipes = _build_pipelines(loaded.components, VERSIONS[args.model_version].full_scheduler)
         self.pipe = self._pipes[False, False]  # also the handle for LoRA switching and prompt encoding
         self._check_version_parts()
+        # --- conditioning hook (keyframes, extension): distilled -> LTX2ConditionPipeline on the same modules,
+        # with the same per-version schedulers as the plain pipelines
+        self._condition_pipes = conditioning.build_condition_pipelines(
+            {d: self._pipes[False, d] for d in (False, True)}
+        )
         self._load_loras()
         apply_memory_options(args, self.pipe, dtype)
         self.upsample_pipe = (
@@ -107,7 +114,11 @@ class LTX2Runner:
 
     def _place(self) -> None:
         """Move everything to the device, or install CPU-offload hooks so each part visits it only to run."""
-        pipes = [*self._pipes.values(), *([self.upsample_pipe] if self.upsample_pipe else [])]
+        pipes = [
+            *self._pipes.values(),
+            *self._condition_pipes.values(),
+            *([self.upsample_pipe] if self.upsample_pipe else []),
+        ]
         for pipe in pipes:
             pipe.set_progress_bar_config(disable=True)  # progress goes to the reporter
             if self.args.cpu_offload:
@@ -116,11 +127,17 @@ class LTX2Runner:
                 pipe.to(self.device)
 
     def run(self, job: JobSpec, inputs: dict[str, Path], workdir: Path, reporter: Reporter) -> RunOutput:
-        """Render one clip (t2v or i2v, fast or pro) with its audio into `workdir`/output.mp4."""
+        """Render one clip (t2v, i2v, keyframes or an extension; fast or pro) with its audio into `workdir`."""
         params = LTX2Params.model_validate(job.params)
         check_quality(self.args, params.quality)
         check_camera_lora(self.args, params.camera_lora)
-        image = _open_image(inputs) if params.image_to_video else None
+        # The vocoder's own rate: 24 kHz for LTX-2.0, 48 kHz for 2.3/2.5 (BWE), never the audio VAE's 16 kHz.
+        # None: no audio at all (generate_audio false), not even an extension's input audio.
+        rate = int(self.pipe.vocoder.config.output_sampling_rate) if params.generate_audio else None
+        # --- conditioning hook: keyframe/extension jobs render `conditioned.params` through the condition pipe
+        conditioned = conditioning.prepare(params, inputs, self.args, rate)
+        params = conditioned.params if conditioned else params
+        image = conditioning.open_image(inputs, "image") if params.image_to_video and not conditioned else None
         recipe = recipe_for(self.args.model_version, params.quality, self.args.pro_steps)
         reporter.raise_if_cancelled()
         with torch.no_grad():
@@ -134,6 +151,7 @@ class LTX2Runner:
                 embeds=embeds,
                 generator=torch.Generator(self.device).manual_seed(params.seed),  # one generator, both stages
                 progress=_Progress(reporter, sum(s.steps for s in recipe.stages)),
+                conditions=conditioned.conditions if conditioned else None,
             )
             latents: dict[str, torch.Tensor] = {}
             for index, stage in enumerate(recipe.stages):
@@ -145,13 +163,14 @@ class LTX2Runner:
                 final = index == len(recipe.stages) - 1
                 video, audio = self._denoise(stage, state, latents, reporter, final)
                 latents = {"latents": video, "audio_latents": audio}
+        if conditioned:  # an extension joins the input's own frames and audio to the new ones
+            video, audio = conditioned.assemble(video, audio, rate)
         reporter.report("encoding_video", ENCODE_VIDEO_AT)
         path = workdir / OUTPUT_NAME
-        # The vocoder's own rate: 24 kHz for LTX-2.0, 48 kHz for 2.3/2.5 (BWE), never the audio VAE's 16 kHz
-        rate = int(self.pipe.vocoder.config.output_sampling_rate) if params.generate_audio else None
-        sound = audio[0].float().cpu() if params.generate_audio else None
+        sound = audio[0].float().cpu() if audio is not None else None
         encode_video(video[0], fps=params.fps, output_path=str(path), audio=sound, audio_sample_rate=rate)
-        return RunOutput(video_path=path, details=self._details(params, recipe, rate))
+        details = self._details(params, recipe, rate) | (conditioned.details if conditioned else {})
+        return RunOutput(video_path=path, details=details)
 
     def _predict_num_frames(self, params: LTX2Params, embeds: dict[str, torch.Tensor]) -> int:
         """LTX-2.5's duration head: the clip length the prompt implies, within min/max_duration_s, on the 8k+1 grid."""
@@ -174,7 +193,7 @@ class LTX2Runner:
     def _details(self, params: LTX2Params, recipe: Recipe, sample_rate: int | None) -> dict[str, Any]:
         """The parameters this clip was really made with, for the job record."""
         used = {"width", "height", "num_frames", "fps", "seed", "quality", "camera_lora", "image_to_video"}
-        used |= {"generate_audio"}
+        used |= {"generate_audio", "end_image", "extend"}
         return {
             **params.model_dump(include=used),
             "steps": sum(s.steps for s in recipe.stages),
@@ -213,13 +232,16 @@ class LTX2Runner:
                 reporter.report("decoding", DENOISE_END)  # the pipeline decodes right after its last step
             return tensors
 
-        extra: dict[str, Any] = {}
-        if job.image is not None:  # centre-crop to the stage's aspect, resize; image_crf 0 = no re-encode
-            extra = {
+        pipe = self._pipes[job.image is not None, stage.distilled]
+        extra: dict[str, Any] = {"noise_scale": stage.noise_scale}
+        if job.conditions is not None:  # --- conditioning hook: the pipe scales the conditions to this stage
+            pipe = self._condition_pipes[stage.distilled]
+            extra = {"conditions": job.conditions, "noise_scale": conditioning.condition_noise_scale(stage.noise_scale)}
+        elif job.image is not None:  # centre-crop to the stage's aspect, resize; image_crf 0 = no re-encode
+            extra |= {
                 "image": ImageOps.fit(job.image, (width, height), PIL.Image.LANCZOS),
                 "image_crf": self.args.image_crf,
             }
-        pipe = self._pipes[job.image is not None, stage.distilled]
         silent = final and not p.generate_audio  # stop at latents: the pipeline would decode the audio too
         video, audio = pipe(
             **extra,
@@ -231,7 +253,6 @@ class LTX2Runner:
             frame_rate=float(p.fps),
             num_inference_steps=stage.steps,
             sigmas=list(stage.sigmas) if stage.sigmas else None,
-            noise_scale=stage.noise_scale,
             generator=job.generator,
             max_sequence_length=self.args.max_prompt_tokens,
             output_type="np" if final and not silent else "latent",
@@ -325,14 +346,3 @@ def _decode_video(pipe: LTX2Pipeline, latents: torch.Tensor) -> Any:
     timestep = torch.zeros(latents.shape[0], device=latents.device) if pipe.vae.config.timestep_conditioning else None
     frames = pipe.vae.decode(latents.to(pipe.vae.dtype), timestep, return_dict=False)[0]
     return pipe.video_processor.postprocess_video(frames, output_type="np")
-
-
-def _open_image(inputs: dict[str, Path]) -> PIL.Image.Image:
-    """The staged image, upright and RGB; cropping to the target aspect happens per stage size."""
-    if "image" not in inputs:
-        raise InvalidInput("image", "image_to_video needs an input image")
-    try:
-        with PIL.Image.open(inputs["image"]) as image:
-            return ImageOps.exif_transpose(image).convert("RGB")
-    except (PIL.UnidentifiedImageError, OSError) as exc:
-        raise JobFailed(f"image: cannot decode the staged image ({exc})", code="invalid_image") from exc

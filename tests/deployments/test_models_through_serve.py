@@ -193,3 +193,33 @@ def test_image_to_video_job_over_http(models_app, tmp_path):
     assert job["status"] == "completed" and job["details"]["image_to_video"] is True, job
     frames, width, height, _, _, _ = streams(fetch_mp4(job, tmp_path))
     assert (frames, width, height) == (9, 64, 64)
+
+
+def test_first_last_frame_job_then_its_extension_over_http(models_app, tmp_path):
+    from PIL import Image
+
+    def png(colour: tuple[int, int, int]) -> str:
+        buffer = io.BytesIO()
+        Image.new("RGB", (80, 64), colour).save(buffer, format="PNG")
+        return base64.b64encode(buffer.getvalue()).decode()
+
+    # the seed's image-to-video form: no prompt (the deployment's default is used), first and last frame
+    body = {"model": "ltx2", "type": "i2v", "image_base64": png((200, 40, 40)), "end_image_base64": png((40, 40, 200))}
+    keyframes = {**body, "width": 64, "height": 64, "duration": 0.5, "fps": 16, "seed": 4}
+    created = models_app.client.post("/api/v1/generate", json=keyframes)
+    assert created.status_code == 201, created.text
+    assert created.json()["params"]["end_image"] is True and created.json()["params"]["prompt"]
+    job = wait_terminal(models_app.client, created.json()["job_id"], timeout_s=300)
+    assert job["status"] == "completed" and job["details"]["end_image"] is True, job
+    clip = fetch_mp4(job, tmp_path)
+    assert streams(clip)[:3] == (9, 64, 64)
+
+    extension = {"model": "ltx2", "video_key": upload(models_app.client, "video", "video/mp4", clip.read_bytes())}
+    created = models_app.client.post("/api/v1/generate", json={**extension, "duration": 0.5, "fps": 16, "seed": 4})
+    assert created.status_code == 201, created.text
+    assert created.json()["params"]["extend"] == "end" and created.json()["params"]["num_frames"] == 8
+    job = wait_terminal(models_app.client, created.json()["job_id"], timeout_s=300)
+    assert job["status"] == "completed", job
+    assert (job["details"]["input_frames"], job["details"]["num_frames"]) == (9, 17)
+    frames, width, height, fps, _, _ = streams(fetch_mp4(job, tmp_path))
+    assert (frames, width, height, fps) == (17, 64, 64, 16.0)

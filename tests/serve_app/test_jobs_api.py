@@ -8,6 +8,7 @@ import io
 
 import av
 import httpx
+import numpy as np
 import pytest
 
 from tests.conftest import API_KEY, app_args, get_job, url, wait_terminal, wait_until
@@ -64,7 +65,15 @@ BAD_BODIES = [
     ({"model": "ltx2"}, "prompt"),
     ({"model": "ltx2", "prompt": "x", "width": 10000, "height": 512}, "width"),
     ({"model": "ltx2", "prompt": "x", "duration": -1}, "duration"),
-    ({"model": "ltx2", "prompt": "x", "duration": 30}, "duration"),  # over the deployment's 10 s limit
+    ({"model": "ltx2", "prompt": "x", "duration": 30}, "duration"),  # over the deployment's 20 s limit
+    ({"model": "ltx2", "prompt": "x", "type": "i2v"}, "type"),  # i2v with no image
+    ({"model": "ltx2", "type": "t2v", "image_urls": ["https://e.com/a.png"]}, "type"),
+    (
+        {"model": "ltx2", "prompt": "x", "image_urls": ["https://e.com/a.png"], "image_url": "https://e.com/b.png"},
+        "image_urls",
+    ),
+    ({"model": "ltx2", "prompt": "x", "extend": "start"}, "extend"),  # nothing to extend
+    ({"model": "ltx2", "prompt": "x", "aspect_ratio": "21:9", "resolution": "1080p"}, "aspect_ratio"),
     ({"model": "ltx2", "prompt": "x", "camera_lora": "orbit"}, "camera_lora"),
     ({"model": "ltx2", "prompt": "x", "camera_lora": "dolly_in"}, "camera_lora"),  # valid but not configured
     ({"model": "ltx2", "prompt": "x", "quality": "ultra"}, "quality"),
@@ -218,6 +227,47 @@ def test_image_as_base64_is_staged_under_the_job(shared_app):
     assert job["details"]["input_sizes"] == {"image": len(png_bytes())}
     staged = shared_app.data_dir / "jobs" / job["job_id"] / "inputs" / "image.png"
     assert staged.read_bytes() == png_bytes()
+
+
+def test_the_seed_requests_are_accepted_with_their_frame_counts(shared_app):
+    runpod = {"prompt": "a lighthouse", "type": "t2v", "mode": "fast", "width": 1920, "height": 1080, "duration": 20}
+    created = shared_app.client.post("/api/v1/generate", json={"model": "ltx2", **runpod, "seed": 5})
+    assert created.status_code == 201, created.text
+    assert created.json()["params"].items() >= {"num_frames": 481, "width": 1920, "height": 1088}.items()
+    first_last = {"model": "ltx2", "type": "i2v", "image_base64": base64.b64encode(png_bytes()).decode()}
+    created = shared_app.client.post(
+        "/api/v1/generate", json={**first_last, "end_image_base64": first_last["image_base64"]}
+    )
+    assert created.status_code == 201, created.text
+    job = wait_terminal(shared_app.client, created.json()["job_id"])
+    assert (job["params"]["image_to_video"], job["params"]["end_image"]) == (True, True)
+    assert job["details"]["input_sizes"] == {"image": len(png_bytes()), "end_image": len(png_bytes())}
+
+
+def mp4_bytes(seconds: float, fps: int = 24) -> bytes:
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for _ in range(round(seconds * fps)):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")))
+        container.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+def test_an_extension_past_the_frame_limit_is_refused_at_staging(shared_app):
+    client, before = shared_app.client, shared_app.job_dirs()
+    upload = client.post("/api/v1/presign/upload", json={"input_type": "video", "content_type": "video/mp4"}).json()
+    put = httpx.put(upload["upload_url"], content=mp4_bytes(2.0), headers={"Content-Type": "video/mp4"})
+    assert put.status_code == 200, put.text
+    body = {"model": "ltx2", "video_key": upload["key"], "extend": "end", "duration": 20}  # 48 + 480 > 505 frames
+    response = client.post("/api/v1/generate", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["fields"][0]["field"] == "video_key" and "505" in response.text
+    assert shared_app.job_dirs() == before
+    accepted = client.post("/api/v1/generate", json={**body, "duration": 5})  # 48 + 120 frames
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.json()["params"].items() >= {"extend": "end", "num_frames": 120, "width": None}.items()
 
 
 def test_text_bytes_named_as_an_image_are_refused(shared_app):

@@ -167,6 +167,8 @@ def test_text_to_video_fast_writes_mp4_with_audio(runner: LTX2Runner, tmp_path: 
         "camera_lora": "static",
         "image_to_video": False,
         "generate_audio": True,
+        "end_image": False,
+        "extend": None,
         "steps": FAST_STEPS,
         "stage_steps": [FAST_STEPS],
         "sample_rate": 24000,
