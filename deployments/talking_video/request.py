@@ -31,7 +31,7 @@ class TalkingVideoRequest(JobRequest):
     # LTX-2 stage (passed through; LTX-2 validates them)
     quality: str | None = Field(None, description="LTX-2 quality: fast or pro (LTX-2's default when absent).")
     resolution: str | None = Field(None, description="LTX-2 size preset (480p, 720p, 1080p).")
-    aspect_ratio: str | None = Field(None, description="LTX-2 aspect ratio, where the LTX-2 deployment offers it.")
+    aspect_ratio: str | None = Field(None, description="LTX-2 aspect ratio (16:9, 9:16...); resolution = short side.")
     width: int | None = Field(None, description="LTX-2 width in pixels (with height), snapped by LTX-2.")
     height: int | None = Field(None, description="LTX-2 height in pixels (with width), snapped by LTX-2.")
     fps: int = Field(24, ge=1, le=60, description="Frames per second of the clip.")

@@ -1,7 +1,8 @@
 """Talking video as the spine sees it: a chain of two stages, each a job of another catalogue model.
 
 1. `ltx2`: the photo animated by LTX-2 image-to-video, as long as the speech snapped up to LTX-2's frame grid
-   (8k+1 frames at `fps`). Its own generated audio is dropped by the next stage.
+   (8k+1 frames at `fps`), with `generate_audio: false`: the speech is the clip's sound, so LTX-2's would be
+   decoded only to be dropped.
 2. `wav2lip`: Wav2Lip lip-syncs that clip to the speech with `sync_mode: cut_off`, which trims the clip to the
    speech; the speech is the output's audio.
 
@@ -61,7 +62,8 @@ def animate_request(request: TalkingVideoRequest, media: Mapping[str, MediaInfo]
     sizes = request.given("quality", "resolution", "aspect_ratio", "width", "height", "seed", "camera_lora")
     extra = request.given("negative_prompt")
     duration = clip_seconds(media["audio"].duration_s, request.fps)
-    return {"model": "ltx2", "prompt": request.prompt, "duration": duration, "fps": request.fps} | sizes | extra
+    body = {"model": "ltx2", "prompt": request.prompt, "duration": duration, "fps": request.fps}
+    return body | {"generate_audio": False} | sizes | extra
 
 
 def lip_sync_request(request: TalkingVideoRequest, media: Mapping[str, MediaInfo]) -> dict[str, Any]:

@@ -70,7 +70,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("stages")
     Image.fromarray(astronaut()[..., ::-1]).save(root / "face.png")
     Image.fromarray(np.full((128, 128, 3), 90, np.uint8)).save(root / "wall.png")
-    for seconds in (1.0, 11.0):
+    for seconds in (1.0, 21.0):
         wavfile.write(root / f"speech{seconds:g}.wav", 16_000, (speech_like(seconds) * 32767).astype(np.int16))
     return {path.stem: path for path in root.iterdir()}
 
@@ -97,18 +97,22 @@ def test_stage_plans_carry_each_models_params_and_where_its_files_come_from(file
     ("image", "speech", "fields", "field", "rule"),
     [
         ("wall", "speech1", {}, "image_base64", "no face"),  # Wav2Lip's check of the photo, before LTX-2 runs
-        ("face", "speech11", {}, "audio_url", "over the 10 s limit"),  # LTX-2's duration is the speech's
+        ("face", "speech21", {}, "audio_url", "over the 20 s limit"),  # LTX-2's duration is the speech's
         ("face", "speech1", {"resolution": "4k"}, "resolution", "Input should be"),
         ("face", "speech1", {"width": 64}, "height", "go together"),
         ("face", "speech1", {"camera_lora": "dolly_in"}, "camera_lora", "not configured"),
         ("face", "speech1", {"blend": "smudge"}, "blend", "Input should be"),
-        ("face", "speech1", {"aspect_ratio": "1:1", "seed": 1}, "aspect_ratio", ""),  # LTX-2's to accept
+        ("face", "speech1", {"aspect_ratio": "7:5"}, "aspect_ratio", "Input should be"),
     ],
 )
 def test_a_stage_error_names_the_chained_jobs_field(files, image, speech, fields, field, rule):
-    try:
+    with pytest.raises(InvalidInput) as caught:
         plan(files, image=image, speech=speech, **fields)
-    except InvalidInput as error:
-        assert error.field == field and re.search(re.escape(rule), error.message), (error.field, error.message)
-    else:
-        assert field == "aspect_ratio"  # an LTX-2 that has learnt aspect_ratio accepts it
+    error = caught.value
+    assert error.field == field and re.search(re.escape(rule), error.message), (error.field, error.message)
+
+
+def test_the_animation_takes_ltx2s_aspect_ratio_and_generates_no_sound_of_its_own(files):
+    ltx2, _ = plan(files, aspect_ratio="1:1", resolution="480p")
+    assert ltx2["params"]["width"] == ltx2["params"]["height"] == 512  # docs/ltx2.md, the aspect-ratio table
+    assert ltx2["params"]["generate_audio"] is False  # the speech is the clip's sound
