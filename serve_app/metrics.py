@@ -238,7 +238,7 @@ def input_rejected(field: str, reason: str) -> None:
 
 
 StorageT = TypeVar("StorageT", bound=type)
-TIMED_OPERATIONS = (
+STORAGE_OPERATIONS = (  # every Storage call that reaches the backend, timed
     "put_bytes",
     "put_file",
     "get_bytes",
@@ -256,7 +256,7 @@ TIMED_OPERATIONS = (
 
 def timed_storage(cls: StorageT) -> StorageT:
     """Class decorator for a Storage backend: each call that reaches storage observes its latency."""
-    for operation in TIMED_OPERATIONS:
+    for operation in STORAGE_OPERATIONS:
         setattr(cls, operation, _timed(operation, getattr(cls, operation)))
     return cls
 

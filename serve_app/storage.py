@@ -23,23 +23,12 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 from serve_app.errors import NotFound, StorageError
-from serve_app.metrics import timed_storage
+from serve_app.metrics import STORAGE_OPERATIONS, timed_storage
 from serve_app.settings import Secrets, StorageArgs
 
 logger = logging.getLogger("serve_app.storage")
-NETWORK_OPERATIONS = (  # the calls that reach the endpoint (presigning is local)
-    "put_bytes",
-    "put_file",
-    "get_bytes",
-    "read_head",
-    "download",
-    "size",
-    "list_keys",
-    "list_page",
-    "delete",
-    "delete_prefix",
-    "copy",
-)
+# The calls that reach the endpoint (presigning is local); `ping` turns its own errors into StorageError.
+NETWORK_OPERATIONS = tuple(operation for operation in STORAGE_OPERATIONS if operation != "ping")
 RETRY_FIRST_DELAY_S = 0.5
 RETRY_MAX_DELAY_S = 10.0
 THROTTLING_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout"}

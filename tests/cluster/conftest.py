@@ -7,11 +7,7 @@ started with `ray start`, not `ray.init`, and must never overlap the cluster of 
 
 from __future__ import annotations
 
-import io
-import math
-import struct
 import threading
-import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +19,7 @@ import yaml
 
 from tests.cluster.fake_cluster import REPO, FakeCluster, start_fake_cluster
 from tests.conftest import API_KEY, AUTH, WEBHOOK_SECRET, app_args, free_port, wait_terminal, wait_until
+from tests.media_files import png_bytes, wav_bytes
 
 # Test-speed autoscaling: the model and node timings are seconds, not minutes. Everything that pins a
 # model to its node type comes from serve_config.yaml itself (see `pinned_placement`).
@@ -171,26 +168,6 @@ def serve_logs() -> Path:
 
     # No public API names the session folder; /tmp/ray/session_latest may be another cluster's.
     return Path(ray._private.worker._global_node.get_session_dir_path()) / "logs" / "serve"
-
-
-def png_bytes(size: int = 48) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (size, size), (200, 120, 40)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def wav_bytes(seconds: float = 1.0, rate: int = 16_000) -> bytes:
-    """A mono 16-bit sine tone: a real audio file for the input checks (the fake runner ignores it)."""
-    samples = (int(12_000 * math.sin(2 * math.pi * 220 * i / rate)) for i in range(int(seconds * rate)))
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(struct.pack("<h", s) for s in samples))
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,10 @@ again with the same Idempotency-Key. A job is "accepted" once a submission of it
 
 from __future__ import annotations
 
-import io
-import math
 import os
 import signal
-import struct
 import time
 import uuid
-import wave
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +19,9 @@ from typing import Any
 
 import httpx
 import ray
-from PIL import Image
 
 from tests.conftest import TERMINAL, WebhookReceiver, app_args, wait_until
+from tests.media_files import png_bytes, wav_bytes
 
 APP = "video"
 WAVES = 6
@@ -33,23 +29,6 @@ WAVES = 6
 KILLS = ("Gateway", "LTX2Queue", "LTX2Generator", "Wav2LipQueue", "Wav2LipSyncer")
 RETRY_DEADLINE_S = 90  # how long a client keeps re-sending one submission (a restart on 2 slow cores)
 SETTLE_DEADLINE_S = 150  # every accepted job terminal, after the last kill
-
-
-def png_bytes(size: int = 48) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (size, size), (200, 120, 40)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def wav_bytes(seconds: float = 1.0, rate: int = 16_000) -> bytes:
-    samples = (int(12_000 * math.sin(2 * math.pi * 220 * i / rate)) for i in range(int(seconds * rate)))
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(struct.pack("<h", s) for s in samples))
-    return buffer.getvalue()
 
 
 def sigkill_replicas(deployment: str) -> list[int]:

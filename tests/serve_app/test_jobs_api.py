@@ -12,14 +12,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import API_KEY, app_args, get_job, url, wait_terminal, wait_until
-
-
-def png_bytes(size: int = 48) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (size, size), (200, 120, 40)).save(buffer, format="PNG")
-    return buffer.getvalue()
+from tests.media_files import png_bytes
 
 
 def test_job_runs_to_completion_with_progress_and_a_playable_result(deploy, local_storage, tmp_path):
