@@ -209,15 +209,21 @@ def _tiny_audio_vae() -> AutoencoderKLLTX2Audio:
 _MEL_CHANNELS = 2 * 8  # audio VAE output channels x mel bins
 
 
+# The vocoder proper, shared by the plain vocoder (2.0) and the first half of the BWE one (2.3/2.5).
+_VOCODER = {
+    "in_channels": _MEL_CHANNELS,
+    "hidden_channels": 32,
+    "out_channels": 2,
+    "upsample_kernel_sizes": [4, 4],
+    "upsample_factors": [2, 2],
+    "resnet_kernel_sizes": [3],
+    "resnet_dilations": [[1, 3, 5]],
+}
+
+
 def _tiny_vocoder(sample_rate: int) -> LTX2Vocoder:
     return LTX2Vocoder(
-        in_channels=_MEL_CHANNELS,
-        hidden_channels=32,
-        out_channels=2,
-        upsample_kernel_sizes=[4, 4],
-        upsample_factors=[2, 2],
-        resnet_kernel_sizes=[3],
-        resnet_dilations=[[1, 3, 5]],
+        **_VOCODER,
         leaky_relu_negative_slope=0.1,
         output_sampling_rate=sample_rate,  # the real model's rate, so the tiny one exercises the real muxing rate
     ).eval()
@@ -227,13 +233,7 @@ def _tiny_bwe_vocoder(sample_rate: int) -> LTX2VocoderWithBWE:
     # A 16 kHz vocoder, a mel of its output (hop 8), and a bandwidth extender whose upsampling (6*2*2 = 24) covers
     # one hop at 3x the rate: the 48 kHz output of LTX-2.3/2.5 in miniature.
     return LTX2VocoderWithBWE(
-        in_channels=_MEL_CHANNELS,
-        hidden_channels=32,
-        out_channels=2,
-        upsample_kernel_sizes=[4, 4],
-        upsample_factors=[2, 2],
-        resnet_kernel_sizes=[3],
-        resnet_dilations=[[1, 3, 5]],
+        **_VOCODER,
         bwe_in_channels=_MEL_CHANNELS,
         bwe_hidden_channels=32,
         bwe_out_channels=2,
