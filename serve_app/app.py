@@ -66,6 +66,8 @@ def build_app_from(catalogue: Catalogue, args: SpineArgs) -> Application:
     local_dir = str(Path(args.storage.local_dir).expanduser().resolve())
     spine = args.spine().model_copy(update={"storage": args.storage.model_copy(update={"local_dir": local_dir})})
     enabled = {name: model_args for name, model_args in args.models().items() if model_args.enabled}
+    if not enabled:
+        raise ValueError("no model is enabled: set `enabled: true` in at least one model's args section")
     queues: dict[str, Application] = {}
     for name, model_args in enabled.items():  # catalogue order: a chain comes after the models of its stages
         spec = catalogue[name]
@@ -82,7 +84,9 @@ def build_app_from(catalogue: Catalogue, args: SpineArgs) -> Application:
         graceful_shutdown_wait_loop_s=1,
         graceful_shutdown_timeout_s=spine.gateway.graceful_shutdown_timeout_s,
     )
-    return gateway.bind(spine, secrets, catalogue.specs, catalogue.request_type, enabled, queues)
+    # The API's request body (and so /openapi.json and the playground) offers the enabled models only.
+    request_type = catalogue.only(enabled).request_type
+    return gateway.bind(spine, secrets, catalogue.specs, request_type, enabled, queues)
 
 
 def bind_model(spec: ModelSpec, model_args: ModelArgs, spine: SpineArgs, secrets: Secrets) -> Application:

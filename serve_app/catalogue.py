@@ -5,6 +5,7 @@ Only this module and the app builder name models; everything else in serve_app w
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Annotated, Any, Union
@@ -34,6 +35,11 @@ class Catalogue:
     def with_models(self, *specs: ModelSpec) -> Catalogue:
         """This catalogue plus `specs` (an operator's or a test's own models)."""
         return Catalogue((*self.specs, *specs))
+
+    def only(self, names: Iterable[str]) -> Catalogue:
+        """The models of this catalogue named in `names`, in catalogue order (those a deployment enables)."""
+        wanted = set(names)
+        return Catalogue(tuple(spec for spec in self.specs if spec.name in wanted))
 
     def __getitem__(self, name: str) -> ModelSpec:
         return self.by_name[name]

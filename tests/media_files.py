@@ -27,3 +27,12 @@ def wav_bytes(seconds: float = 1.0, rate: int = 16_000) -> bytes:
         w.setframerate(rate)
         w.writeframes(b"".join(struct.pack("<h", s) for s in samples))
     return buffer.getvalue()
+
+
+def face_png_bytes(size: int = 160) -> bytes:
+    """A photo with a face (skimage's astronaut): Wav2Lip refuses a still image in which its detector finds none."""
+    from tests.deployments.wav2lip.wav2lip_inputs import astronaut
+
+    buffer = io.BytesIO()
+    Image.fromarray(astronaut(size)[..., ::-1]).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -19,7 +19,7 @@ import yaml
 
 from tests.cluster.fake_cluster import REPO, FakeCluster, start_fake_cluster
 from tests.conftest import API_KEY, AUTH, WEBHOOK_SECRET, app_args, free_port, wait_terminal, wait_until
-from tests.media_files import png_bytes, wav_bytes
+from tests.media_files import face_png_bytes, wav_bytes
 
 # Test-speed autoscaling: the model and node timings are seconds, not minutes. Everything that pins a
 # model to its node type comes from serve_config.yaml itself (see `pinned_placement`).
@@ -153,7 +153,7 @@ class VideoApp:
     def submit_wav2lip(self) -> httpx.Response:
         """A lip-sync job from uploaded inputs: a still face image and one second of audio."""
         keys = {}
-        for kind, content_type, body in (("image", "image/png", png_bytes()), ("audio", "audio/wav", wav_bytes())):
+        for kind, content_type, body in (("image", "image/png", face_png_bytes()), ("audio", "audio/wav", wav_bytes())):
             slot = self.client.post("/api/v1/presign/upload", json={"input_type": kind, "content_type": content_type})
             assert slot.status_code == 200, slot.text
             put = httpx.put(slot.json()["upload_url"], content=body, headers={"content-type": content_type})

@@ -21,7 +21,7 @@ import httpx
 import ray
 
 from tests.conftest import TERMINAL, WebhookReceiver, app_args, wait_until
-from tests.media_files import png_bytes, wav_bytes
+from tests.media_files import face_png_bytes, wav_bytes
 
 APP = "video"
 WAVES = 6
@@ -107,7 +107,7 @@ def test_jobs_survive_every_replica_kind_being_killed_under_load(deploy, local_s
         args = app_args(local_storage, runner="tests.fakes:PacedRunner", queue={"max_attempts": 5})
         client = deploy(args)
         uploads = {}
-        for kind, content_type, data in (("image", "image/png", png_bytes()), ("audio", "audio/wav", wav_bytes())):
+        for kind, content_type, data in (("image", "image/png", face_png_bytes()), ("audio", "audio/wav", wav_bytes())):
             slot = client.post("/api/v1/presign/upload", json={"input_type": kind, "content_type": content_type})
             assert slot.status_code == 200, slot.text
             put = httpx.put(slot.json()["upload_url"], content=data, headers={"content-type": content_type})

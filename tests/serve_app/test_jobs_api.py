@@ -75,6 +75,7 @@ BAD_BODIES = [
     ({"model": "ltx2", "prompt": "x", "colour": "red"}, "colour"),
     ({"model": "ltx2", "prompt": "x", "webhook_url": "not a url"}, "webhook_url"),
     ({"model": "sora", "prompt": "x"}, "model"),
+    ({"model": "talking_video", "image_url": "https://e.com/a.png", "audio_url": "https://e.com/a.wav"}, "model"),
     ({"model": "wav2lip", "video_url": "https://example.com/a.mp4"}, "audio_url"),
     ({"model": "wav2lip", "audio_url": "https://example.com/a.wav"}, "video_url"),
     (
