@@ -207,8 +207,8 @@ def scenario(serve_url: str, prometheus: Prometheus, tmp_path_factory: pytest.Te
         assert client.post(f"/api/v1/jobs/{lingering}/cancel").status_code == 200
         jobs["cancelled"] = wait_terminal(client, lingering)
         for body in (
-            {"model": "ltx2", "prompt": "x", "duration": 30},  # the deployment's 10 s limit: a server check
-            {"model": "ltx2"},  # schema: prompt missing
+            {"model": "ltx2", "prompt": "x", "duration": 30},  # the deployment's 20 s limit: a server check
+            {"model": "ltx2"},  # no prompt and no image to animate: a cross-field rule on prompt
             {"model": "ltx2", "prompt": "x", "colour": "red"},  # schema: a key the API does not have
         ):
             assert client.post("/api/v1/generate", json=body).status_code == 422
@@ -288,7 +288,7 @@ def test_input_rejections_by_field_and_reason(scenario, prometheus):
         q("sum by (field, reason) (ray_video_input_rejections_total{APP})"),
         {
             "field=duration,reason=input_check": 1,
-            "field=prompt,reason=missing": 1,
+            "field=prompt,reason=value_error": 1,
             "field=unknown,reason=extra_forbidden": 1,  # never the client's own key as a label
         },
     )
