@@ -98,7 +98,9 @@ class Session:
 def session(browser: Any, serve_url: str, request: pytest.FixtureRequest) -> Iterator[Session]:
     """A fresh browser context whose network reaches only the server: anything else is aborted and logged."""
     server = urlsplit(serve_url).netloc
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    # Tall enough that no form needs scrolling: after a programmatic scroll to the button, Chromium scrolls back
+    # to the field just typed in when it loses focus (between mousedown and mouseup), and the click is lost.
+    context = browser.new_context(viewport={"width": 1200, "height": 2600})
     context.set_default_timeout(UI_TIMEOUT_MS)
     log = BrowserLog()
 
@@ -142,6 +144,18 @@ def choose_model(s: Session, model: str) -> None:
 def model_field(s: Session, model: str) -> str:
     """The first field of `model`'s form once it is rendered (the select's change rebuilds the form)."""
     return s.page.evaluate("(m) => Object.keys(models[m].properties).find((n) => n !== 'model')", model)
+
+
+def wait_for_job(s: Session) -> None:
+    """Wait until the page shows the submitted job; else fail with what the page and the browser saw."""
+    try:
+        s.page.wait_for_selector("#run:not([hidden])")
+    except Exception as exc:  # Playwright's TimeoutError: say what the page shows instead
+        s.screenshot("no-job")
+        shown = {i: s.page.text_content(f"#{i}") for i in ("form-error", "key-status", "job-error")}
+        fields = [t for t in s.page.locator(".error").all_text_contents() if t]
+        busy = s.page.evaluate("document.getElementById('submit').disabled")  # still collecting or submitting
+        raise AssertionError(f"no job: {shown}, errors {fields}, submit busy {busy}, browser {s.log}") from exc
 
 
 def watch_progress(s: Session) -> None:
@@ -230,7 +244,7 @@ def test_image_to_video_with_ltx2_from_the_browser(session, app_url):
     s.screenshot("filled")
     watch_progress(s)
     s.page.click("#submit")
-    s.page.wait_for_selector("#run:not([hidden])")
+    wait_for_job(s)
     s.screenshot("running")
     video = wait_completed_and_playable(s)
     assert abs(video["duration"] - 9 / 16) < 0.05, video  # 0.5 s at 16 fps snaps to 9 frames
