@@ -177,6 +177,7 @@ def test_prometheus_endpoint_serves_serve_metrics_without_a_token(deployed):
     def queue_gauges(text: str) -> list[str]:
         return [line for line in text.splitlines() if line.startswith("ray_video_jobs_queued{")]
 
-    # One queue gauge per model (each JobQueue replica reports on its own), next to Serve's own metrics.
-    text = wait_until(scrape, lambda t: "ray_serve_deployment_replica_healthy" in t and len(queue_gauges(t)) == 2, 60)
+    # One queue gauge per model (each JobQueue replica reports on its own; the chained talking_video has one too),
+    # next to Serve's own metrics.
+    text = wait_until(scrape, lambda t: "ray_serve_deployment_replica_healthy" in t and len(queue_gauges(t)) == 3, 60)
     assert all('application="video"' in line and line.endswith(" 0.0") for line in queue_gauges(text)), text
