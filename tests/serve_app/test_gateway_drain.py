@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import app_args
+from tests.conftest import app_args, wait_until
 
 DRAIN_S = 45
 TAIL_S = 25  # the upload lasts this long after its replica starts draining: longer than Serve's default 20 s
@@ -75,20 +75,31 @@ def test_a_request_in_flight_completes_while_its_gateway_replica_is_replaced(
         time.sleep(0.1)
     assert len(chunks_sent) >= 3, "the upload never started"
     new_args = app_args(storage, gateway={"graceful_shutdown_timeout_s": DRAIN_S, "keepalive_s": 14})
-    redeploy = threading.Thread(target=deploy, args=(new_args,))  # a new gateway version: Serve replaces it
-    redeploy.start()
-    deadline = time.monotonic() + REPLACE_WAIT_S
-    while not gateway_stopping() and time.monotonic() < deadline and uploader.is_alive():
-        time.sleep(0.2)
-    stopping_seen = gateway_stopping() > 0
+    stopping_seen = threading.Event()
+
+    def watch() -> None:
+        """Let the upload run on until Serve stops (drains) the old Gateway replica, then TAIL_S more."""
+        deadline = time.monotonic() + REPLACE_WAIT_S
+        while time.monotonic() < deadline and uploader.is_alive() and not stopping_seen.is_set():
+            if gateway_stopping():
+                stopping_seen.set()
+            time.sleep(0.2)
+        draining.set()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    # A new gateway version: Serve replaces the replica. Deployed from this thread, as every test does: Serve's
+    # deployment builder is not thread-safe (it registers modules with cloudpickle globally).
+    deploy(new_args)
+    watcher.join(timeout=REPLACE_WAIT_S)
     seen = f"upload alive: {uploader.is_alive()}, chunks: {len(chunks_sent)}, outcome: {outcome.get('response')!r}"
     draining.set()
     uploader.join(timeout=3 * DRAIN_S)
-    redeploy.join(timeout=REPLACE_WAIT_S)
 
-    assert stopping_seen, f"Serve never stopped the old Gateway replica while the upload was in flight ({seen})"
+    assert stopping_seen.is_set(), f"Serve never stopped the old Gateway replica during the upload ({seen})"
     response = outcome.get("response")
     assert isinstance(response, httpx.Response), f"the upload failed: {response!r}"
     assert response.status_code == 200, response.text
     assert response.json()["size"] == 1024 * len(chunks_sent)
-    assert not old_replicas & gateway_replicas(), "the old Gateway replica is still alive: nothing was replaced"
+    # The drained replica exits within Serve's next shutdown check: the old one must be gone, a new one serving.
+    wait_until(gateway_replicas, lambda names: names and not old_replicas & names, timeout_s=120)
