@@ -36,6 +36,19 @@ def gateway_stopping() -> int:
     return sum(n for state, n in states.items() if str(getattr(state, "value", state)) == "STOPPING")
 
 
+def redeploy_without_waiting(args: dict) -> None:
+    """Deploy a new version of app `video` and return at once (serve.run would wait for the old replica to go).
+    From the test's own thread: Serve's deployment builder is not thread-safe (it registers modules with
+    cloudpickle), so no other thread may call Serve meanwhile."""
+    from ray import serve
+
+    from serve_app.app import build_app_from
+    from serve_app.catalogue import CATALOGUE
+
+    app = build_app_from(CATALOGUE, CATALOGUE.args_model.model_validate(args))
+    serve.run_many([serve.RunTarget(target=app, name="video", route_prefix="/")], wait_for_applications_running=False)
+
+
 def test_a_request_in_flight_completes_while_its_gateway_replica_is_replaced(
     deploy, serve_url: str, tmp_path: Path
 ) -> None:
@@ -74,29 +87,16 @@ def test_a_request_in_flight_completes_while_its_gateway_replica_is_replaced(
     while len(chunks_sent) < 3 and time.monotonic() < deadline:  # the request has reached the old replica
         time.sleep(0.1)
     assert len(chunks_sent) >= 3, "the upload never started"
-    new_args = app_args(storage, gateway={"graceful_shutdown_timeout_s": DRAIN_S, "keepalive_s": 14})
-    stopping_seen = threading.Event()
-
-    def watch() -> None:
-        """Let the upload run on until Serve stops (drains) the old Gateway replica, then TAIL_S more."""
-        deadline = time.monotonic() + REPLACE_WAIT_S
-        while time.monotonic() < deadline and uploader.is_alive() and not stopping_seen.is_set():
-            if gateway_stopping():
-                stopping_seen.set()
-            time.sleep(0.2)
-        draining.set()
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    # A new gateway version: Serve replaces the replica. Deployed from this thread, as every test does: Serve's
-    # deployment builder is not thread-safe (it registers modules with cloudpickle globally).
-    deploy(new_args)
-    watcher.join(timeout=REPLACE_WAIT_S)
+    redeploy_without_waiting(app_args(storage, gateway={"graceful_shutdown_timeout_s": DRAIN_S, "keepalive_s": 14}))
+    deadline = time.monotonic() + REPLACE_WAIT_S
+    while not gateway_stopping() and time.monotonic() < deadline and uploader.is_alive():
+        time.sleep(0.2)
+    stopping_seen = gateway_stopping() > 0
     seen = f"upload alive: {uploader.is_alive()}, chunks: {len(chunks_sent)}, outcome: {outcome.get('response')!r}"
-    draining.set()
+    draining.set()  # the upload goes on for TAIL_S more, longer than Serve's default drain
     uploader.join(timeout=3 * DRAIN_S)
 
-    assert stopping_seen.is_set(), f"Serve never stopped the old Gateway replica during the upload ({seen})"
+    assert stopping_seen, f"Serve never stopped the old Gateway replica during the upload ({seen})"
     response = outcome.get("response")
     assert isinstance(response, httpx.Response), f"the upload failed: {response!r}"
     assert response.status_code == 200, response.text
