@@ -248,8 +248,10 @@ def test_image_to_video_with_ltx2_from_the_browser(session, app_url):
     s.screenshot("running")
     video = wait_completed_and_playable(s)
     assert abs(video["duration"] - 9 / 16) < 0.05, video  # 0.5 s at 16 fps snaps to 9 frames
-    stages = {stage for _, stage in video["seen"]}
-    assert stages - {"queued", "completed", ""}, video["seen"]  # the model's own stage names reached the page
+    # The bar only moves forward and ends full. A fast job may go from queued straight to completed between two
+    # events, so a running model's own stage name on the page is checked with a job that waits (the cancel test).
+    progress = [value for value, _ in video["seen"]]
+    assert progress == sorted(progress) and progress[-1] == 100, video["seen"]
     job_id = s.page.text_content("#job-id")
     assert job_row_status(s, job_id) == "completed"
     s.log.assert_clean()

@@ -246,7 +246,11 @@ def test_an_outage_longer_than_the_retry_window_fails_the_job_and_its_end_is_wri
             return json.loads(body)
 
         assert wait_until(stored, lambda r: r["status"] == "failed", timeout_s=60)["attempts"] == 2
-        assert not direct.list_objects_v2(Bucket=bucket, Prefix="index/ltx2/active/").get("Contents")
+
+        def active() -> list:
+            return direct.list_objects_v2(Bucket=bucket, Prefix="index/ltx2/active/").get("Contents", [])
+
+        wait_until(active, lambda entries: not entries, timeout_s=120)  # the end is written, then the entry goes
     finally:
         proxy.close()
 
