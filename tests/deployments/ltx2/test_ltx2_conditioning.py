@@ -9,7 +9,6 @@ a third image. An extension's output keeps the input's own frames, so those are 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,6 @@ import av
 import numpy as np
 import pytest
 import torch
-from diffusers.pipelines.ltx2 import LTX2VideoCondition
-from PIL import Image
 
 from deployments.base import JobSpec
 from deployments.ltx2 import conditioning
@@ -26,27 +23,20 @@ from deployments.ltx2.args import LTX2Args
 from deployments.ltx2.request import LTX2Request
 from deployments.ltx2.runner import LTX2Runner
 from deployments.ltx2.spec import plan
-from deployments.media import VideoWriter, decode_audio, iter_frames
+from deployments.media import decode_audio
 from serve_app.errors import InvalidInput
+from tests.deployments.ltx2.tiny_runs import (
+    FPS,
+    INPUT_FRAMES,
+    SIZE,
+    FakeReporter,
+    TransformerInputs,
+    decoded,
+    encoded_tokens,
+    nearest,
+)
 
-SIZE, FRAMES, FPS = 64, 17, 24  # 3 latent frames of 2x2 tokens with the tiny VAE (32x spatial, 8x temporal)
-COLOURS = {"red": (230, 30, 30), "blue": (30, 30, 230), "green": (30, 230, 30)}
-INPUT_FRAMES = 20
-
-
-class Reporter:
-    def report(self, stage: str, progress: float) -> None:
-        pass
-
-    def raise_if_cancelled(self) -> None:
-        pass
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _offline() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")  # any Hub access would fail loudly instead of downloading
-        yield
+FRAMES = 17  # 3 latent frames of 2x2 tokens with the tiny VAE (8x temporal)
 
 
 @pytest.fixture(scope="module")
@@ -59,67 +49,15 @@ def runner(args: LTX2Args) -> LTX2Runner:
     return LTX2Runner(args)
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("images")
-    paths = {}
-    for name, colour in COLOURS.items():
-        paths[name] = folder / f"{name}.png"
-        Image.new("RGB", (SIZE, SIZE), colour).save(paths[name])
-    return paths
-
-
-@pytest.fixture(scope="module")
-def input_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """20 flat frames, each a different grey, with a tone: any frame out of place shows."""
-    path = tmp_path_factory.mktemp("video") / "input.mp4"
-    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(24000 * INPUT_FRAMES // FPS) / 24000)
-    with VideoWriter(path, width=SIZE, height=SIZE, fps=FPS, audio=tone, sample_rate=24000, pixel_format="rgb24") as w:
-        for i in range(INPUT_FRAMES):
-            w.write(np.full((SIZE, SIZE, 3), 10 + 12 * i, np.uint8))
-    return path
-
-
 def run(runner: LTX2Runner, workdir: Path, inputs: dict[str, Path], **params: Any) -> Any:
     base = {"prompt": "a ball", "width": SIZE, "height": SIZE, "num_frames": FRAMES, "fps": FPS, "seed": 3}
     workdir.mkdir(parents=True, exist_ok=True)
     job = JobSpec(job_id="j", model="ltx2", attempt=1, params=base | params, output_key="jobs/j/output.mp4")
-    return runner.run(job, inputs, workdir, Reporter())
-
-
-def encoded_tokens(runner: LTX2Runner, image: Path) -> torch.Tensor:
-    """An image as the condition pipeline's packed, normalised latent tokens (one latent frame)."""
-    pipe = runner._condition_pipes[True]
-    condition = LTX2VideoCondition(frames=Image.open(image).convert("RGB"), crf=0)
-    (pixels,), *_ = pipe.preprocess_conditions([condition], SIZE, SIZE, FRAMES, device=torch.device("cpu"))
-    with torch.no_grad():
-        latent = pipe.vae.encode(pixels).latent_dist.mode()
-    latent = pipe._normalize_latents(latent, pipe.vae.latents_mean, pipe.vae.latents_std)
-    return pipe._pack_latents(latent, 1, 1)[0]
-
-
-class TransformerInputs:
-    """Records the video tokens and their time coordinates at every transformer call."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        self.tokens: list[torch.Tensor] = []
-        self.times: list[torch.Tensor] = []
-        self._handle = module.register_forward_pre_hook(self._hook, with_kwargs=True)
-
-    def _hook(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        self.tokens.append(kwargs["hidden_states"][0].detach().clone())
-        self.times.append(kwargs["video_coords"][0, 0, :, 0].detach().clone())  # start time of each token, s
-
-    def close(self) -> None:
-        self._handle.remove()
-
-
-def nearest(tokens: torch.Tensor, candidates: dict[str, torch.Tensor]) -> str:
-    return min(candidates, key=lambda name: (tokens - candidates[name]).abs().mean().item())
+    return runner.run(job, inputs, workdir, FakeReporter())
 
 
 def test_first_and_last_frame_condition_every_step(runner: LTX2Runner, images: dict[str, Path]) -> None:
-    encoded = {name: encoded_tokens(runner, path) for name, path in images.items()}
+    encoded = {name: encoded_tokens(runner, path, num_frames=FRAMES) for name, path in images.items()}
     seen = TransformerInputs(runner.pipe.transformer)
     try:
         out = run(
@@ -144,7 +82,7 @@ def test_first_and_last_frame_condition_every_step(runner: LTX2Runner, images: d
 
 
 def test_last_frame_alone_leaves_the_first_frame_free(runner: LTX2Runner, images: dict[str, Path]) -> None:
-    encoded = {name: encoded_tokens(runner, path) for name, path in images.items()}
+    encoded = {name: encoded_tokens(runner, path, num_frames=FRAMES) for name, path in images.items()}
     seen = TransformerInputs(runner.pipe.transformer)
     try:
         run(runner, Path(images["red"]).parent / "last", {"end_image": images["green"]}, end_image=True)
@@ -154,10 +92,6 @@ def test_last_frame_alone_leaves_the_first_frame_free(runner: LTX2Runner, images
     assert nearest(last[12:], encoded) == "green"
     torch.testing.assert_close(last[12:], encoded["green"], atol=1e-5, rtol=0)
     assert not torch.allclose(first[:4], last[:4])  # the first latent frame is denoised, not pinned
-
-
-def decoded(path: Path) -> np.ndarray:
-    return np.stack(list(iter_frames(path, pixel_format="rgb24"))).astype(np.float32)
 
 
 def test_end_image_changes_the_clip_and_the_same_inputs_repeat(

@@ -8,15 +8,12 @@ conditioning is deterministic: the tokens the transformer sees."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from diffusers.pipelines.ltx2 import LTX2VideoCondition
-from PIL import Image
 
 from deployments.base import JobSpec, RunOutput
 from deployments.ltx2.args import LTX2Args
@@ -24,20 +21,23 @@ from deployments.ltx2.recipes import RECIPES, transformer_calls_per_step
 from deployments.ltx2.request import LTX2Request
 from deployments.ltx2.runner import LTX2Runner
 from deployments.ltx2.spec import plan
-from deployments.media import VideoWriter, decode_audio, iter_frames
-from tests.deployments.ltx2.test_ltx2_runner import FakeReporter
-from tests.deployments.ltx2.test_ltx2_versions import SAMPLE_RATES, VERSIONS, streams
+from deployments.media import decode_audio
+from tests.deployments.ltx2.tiny_runs import (
+    FPS,
+    INPUT_FRAMES,
+    SAMPLE_RATES,
+    SIZE,
+    TONE_HZ,
+    VERSIONS,
+    FakeReporter,
+    TransformerInputs,
+    decoded,
+    encoded_tokens,
+    nearest,
+    streams,
+)
 
-SIZE, FPS, PRO_STEPS = 64, 24, 2
-INPUT_FRAMES, INPUT_RATE, TONE_HZ = 20, 24000, 440
-COLOURS = {"red": (230, 30, 30), "blue": (30, 30, 230), "green": (30, 230, 30)}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _offline() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")  # any Hub access would fail loudly instead of downloading
-        yield
+PRO_STEPS = 2
 
 
 def version_args(version: str) -> LTX2Args:
@@ -58,27 +58,6 @@ def runners() -> dict[str, LTX2Runner]:
     return {version: LTX2Runner(version_args(version)) for version in VERSIONS}
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("images")
-    for name, colour in COLOURS.items():
-        Image.new("RGB", (SIZE, SIZE), colour).save(folder / f"{name}.png")
-    return {name: folder / f"{name}.png" for name in COLOURS}
-
-
-@pytest.fixture(scope="module")
-def input_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """20 flat frames, each a different grey, with a 440 Hz tone at 24 kHz."""
-    path = tmp_path_factory.mktemp("video") / "input.mp4"
-    tone = 0.3 * np.sin(2 * np.pi * TONE_HZ * np.arange(INPUT_RATE * INPUT_FRAMES // FPS) / INPUT_RATE)
-    with VideoWriter(
-        path, width=SIZE, height=SIZE, fps=FPS, audio=tone, sample_rate=INPUT_RATE, pixel_format="rgb24"
-    ) as writer:
-        for i in range(INPUT_FRAMES):
-            writer.write(np.full((SIZE, SIZE, 3), 10 + 12 * i, np.uint8))
-    return path
-
-
 def run_job(runner: LTX2Runner, workdir: Path, inputs: dict[str, Path], params: dict[str, Any]) -> RunOutput:
     workdir.mkdir(parents=True, exist_ok=True)
     job = JobSpec(job_id="j", model="ltx2", attempt=1, params=params, output_key="jobs/j/output.mp4")
@@ -88,43 +67,6 @@ def run_job(runner: LTX2Runner, workdir: Path, inputs: dict[str, Path], params: 
 def planned(runner: LTX2Runner, **body: Any) -> dict[str, Any]:
     """A request's params as the gateway plans them on this runner's deployment settings."""
     return plan(LTX2Request.model_validate({"model": "ltx2", "seed": 3, **body}), runner.args)
-
-
-def encoded_tokens(runner: LTX2Runner, image: Path, size: int) -> torch.Tensor:
-    """An image as the condition pipeline's packed, normalised latent tokens at `size` (one latent frame)."""
-    pipe = runner._condition_pipes[True]
-    condition = LTX2VideoCondition(frames=Image.open(image).convert("RGB"), crf=0)
-    (pixels,), *_ = pipe.preprocess_conditions([condition], size, size, 9, device=torch.device("cpu"))
-    with torch.no_grad():
-        latent = pipe.vae.encode(pixels).latent_dist.mode()
-    latent = pipe._normalize_latents(latent, pipe.vae.latents_mean, pipe.vae.latents_std)
-    return pipe._pack_latents(latent, 1, 1)[0]
-
-
-class TransformerInputs:
-    """Records the batch size, the first sample's video tokens and their start times at every transformer call."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        self.batches: list[int] = []
-        self.tokens: list[torch.Tensor] = []
-        self.times: list[torch.Tensor] = []
-        self._handle = module.register_forward_pre_hook(self._hook, with_kwargs=True)
-
-    def _hook(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        self.batches.append(kwargs["hidden_states"].shape[0])
-        self.tokens.append(kwargs["hidden_states"][0].detach().clone())
-        self.times.append(kwargs["video_coords"][0, 0, :, 0].detach().clone())
-
-    def close(self) -> None:
-        self._handle.remove()
-
-
-def nearest(tokens: torch.Tensor, candidates: dict[str, torch.Tensor]) -> str:
-    return min(candidates, key=lambda name: (tokens - candidates[name]).abs().mean().item())
-
-
-def decoded(path: Path) -> np.ndarray:
-    return np.stack(list(iter_frames(path, pixel_format="rgb24"))).astype(np.float32)
 
 
 @pytest.mark.parametrize("version", VERSIONS)

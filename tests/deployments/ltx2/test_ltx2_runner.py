@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,73 +11,17 @@ import pytest
 import torch
 from diffusers import LTX2Pipeline
 from PIL import Image
-from safetensors.torch import save_file
 
-from deployments.base import RANDOM_WEIGHTS, JobSpec, RunOutput
-from deployments.ltx2 import runner as runner_module
+from deployments.base import RANDOM_WEIGHTS, RunOutput
 from deployments.ltx2.args import LTX2Args
 from deployments.ltx2.runner import LTX2Runner
 from deployments.ltx2.tiny import build_tiny_components, build_tiny_upsampler
 from serve_app.errors import InvalidInput, JobCancelled
+from tests.deployments.ltx2.tiny_runs import FakeReporter, ForwardCounter, job, write_lora
 
 PRO_STEPS = 2  # explicit `pro_steps` override: the recipe's 40 steps are pointless on random weights
 FAST_STEPS = 8  # fixed by the distilled sigma schedule
 STAGE_2_STEPS = 3
-
-
-class FakeReporter:
-    """Records every report; cancels once `cancel_after` denoising steps were reported."""
-
-    def __init__(self, cancel_after: int | None = None) -> None:
-        self.reports: list[tuple[str, float]] = []
-        self.cancel_after = cancel_after
-
-    def report(self, stage: str, progress: float) -> None:
-        self.reports.append((stage, progress))
-
-    def raise_if_cancelled(self) -> None:
-        steps = sum(stage == "denoising" for stage, _ in self.reports)
-        if self.cancel_after is not None and steps >= self.cancel_after:
-            raise JobCancelled()
-
-    def stages(self) -> list[str]:
-        """Stage names in order, consecutive repeats collapsed."""
-        return [s for i, (s, _) in enumerate(self.reports) if i == 0 or self.reports[i - 1][0] != s]
-
-
-class ForwardCounter:
-    """Counts calls of a module and records the batch size of each."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        self.batches: list[int] = []
-        self._handle = module.register_forward_pre_hook(self._hook, with_kwargs=True)
-
-    def _hook(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        first = args[0] if args else next(iter(kwargs.values()))
-        self.batches.append(first.shape[0])
-
-    def close(self) -> None:
-        self._handle.remove()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _offline() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")  # any Hub access would fail loudly instead of downloading
-        yield
-
-
-def write_lora(path: Path, scale: float = 0.5) -> Path:
-    """A synthetic camera LoRA in the original (non-diffusers) key format, for the tiny transformer."""
-    generator = torch.Generator().manual_seed(7)
-    tensors = {}
-    for block in (0, 1):
-        for proj in ("to_q", "to_k", "to_v", "to_out.0"):
-            key = f"diffusion_model.transformer_blocks.{block}.attn1.{proj}"
-            tensors[f"{key}.lora_A.weight"] = torch.randn(4, 16, generator=generator) * scale
-            tensors[f"{key}.lora_B.weight"] = torch.randn(16, 4, generator=generator) * scale
-    save_file(tensors, str(path))
-    return path
 
 
 def save_tiny_pipeline(path: Path) -> None:
@@ -103,32 +46,11 @@ def runner(lora_file: Path) -> LTX2Runner:
     return LTX2Runner(args)
 
 
-def job(**params: Any) -> JobSpec:
-    base = {"prompt": "a red ball", "width": 64, "height": 64, "num_frames": 9, "fps": 24, "seed": 1}
-    return JobSpec(job_id="j1", model="ltx2", attempt=1, params=base | params, output_key="jobs/j1/output.mp4")
-
-
 def render(
     runner: LTX2Runner, workdir: Path, reporter: FakeReporter | None = None, inputs: dict | None = None, **params: Any
 ) -> RunOutput:
     workdir.mkdir(parents=True, exist_ok=True)
     return runner.run(job(**params), inputs or {}, workdir, reporter or FakeReporter())
-
-
-@pytest.fixture
-def encoded() -> Iterator[list[np.ndarray]]:
-    """The frames each run hands to the mp4 encoder, in run order. Frames are compared here, not decoded from
-    the mp4: libx264's threaded encoder does not reproduce its bitstream exactly from run to run."""
-    seen: list[np.ndarray] = []
-    real = runner_module.encode_video
-
-    def spy(video: np.ndarray, **kwargs: Any) -> None:
-        seen.append(np.array(video, copy=True))
-        real(video, **kwargs)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runner_module, "encode_video", spy)
-        yield seen
 
 
 def probe(path: Path) -> dict[str, Any]:

@@ -4,11 +4,9 @@ and LoRAs of another release refused at start-up."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -17,7 +15,6 @@ from PIL import Image
 from pydantic import ValidationError
 
 from deployments.base import RunOutput
-from deployments.ltx2 import runner as runner_module
 from deployments.ltx2.args import LTX2Args
 from deployments.ltx2.params import frames_for_duration
 from deployments.ltx2.recipes import RECIPES, transformer_calls_per_step
@@ -25,18 +22,17 @@ from deployments.ltx2.request import LTX2Request
 from deployments.ltx2.runner import LTX2Runner
 from deployments.ltx2.spec import plan
 from deployments.ltx2.tiny import build_tiny_components, build_tiny_upsampler
-from tests.deployments.ltx2.test_ltx2_runner import FakeReporter, ForwardCounter, job, write_lora
+from tests.deployments.ltx2.tiny_runs import (
+    SAMPLE_RATES,
+    VERSIONS,
+    FakeReporter,
+    ForwardCounter,
+    job,
+    streams,
+    write_lora,
+)
 
-VERSIONS = ("2.0", "2.3", "2.5")
-SAMPLE_RATES = {"2.0": 24000, "2.3": 48000, "2.5": 48000}
 PRO_STEPS, STAGE_2_STEPS, FAST_STEPS = 2, 3, 8
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _offline() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")  # any Hub access would fail loudly instead of downloading
-        yield
 
 
 def version_args(version: str, **extra: Any) -> LTX2Args:
@@ -49,33 +45,9 @@ def runners() -> dict[str, LTX2Runner]:
     return {version: LTX2Runner(version_args(version)) for version in VERSIONS}
 
 
-@pytest.fixture
-def encoded() -> Iterator[list[np.ndarray]]:
-    """The frames each run hands to the mp4 encoder, in run order (libx264 does not repeat its bitstream exactly)."""
-    seen: list[np.ndarray] = []
-    real = runner_module.encode_video
-
-    def spy(video: np.ndarray, **kwargs: Any) -> None:
-        seen.append(np.array(video, copy=True))
-        real(video, **kwargs)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runner_module, "encode_video", spy)
-        yield seen
-
-
 def render(runner: LTX2Runner, workdir: Path, **params: Any) -> RunOutput:
     workdir.mkdir(parents=True, exist_ok=True)
     return runner.run(job(**params), {}, workdir, FakeReporter())
-
-
-def streams(path: Path) -> dict[str, Any]:
-    """Decoded frame count and the audio stream's rate (None when there is no audio stream) of an mp4."""
-    with av.open(str(path)) as container:
-        audio = container.streams.audio
-        rate = audio[0].codec_context.sample_rate if audio else None
-        frames = sum(1 for _ in container.decode(video=0))
-    return {"frames": frames, "sample_rate": rate}
 
 
 @pytest.mark.parametrize("version", VERSIONS)
