@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +20,11 @@ import pytest
 from PIL import Image
 from scipy import signal
 from scipy.io import wavfile
+from video_serve_client import Client
 
 from deployments.media import decode_audio
 from serve_app.coordinator import stage_job_id
-from tests.conftest import SharedApp, WebhookReceiver, app_args, deploy_app, get_job, wait_terminal, wait_until
+from tests.conftest import API_KEY, SharedApp, WebhookReceiver, app_args, deploy_app, get_job, wait_terminal, wait_until
 from tests.deployments.wav2lip.wav2lip_inputs import astronaut, speech_like
 from tests.serve_app.test_resilience import kill_replica
 
@@ -161,6 +165,32 @@ def test_a_talking_video_job_completes_with_the_speech_as_its_audio(talking, web
 
     delivered = wait_until(lambda: list(webhooks.deliveries), lambda d: any(x["body"]["job_id"] == job_id for x in d))
     assert [d["body"]["job_id"] for d in delivered] == [job_id], delivered  # one, the chained job's; stages send none
+
+
+def test_the_readmes_client_and_cli_calls_make_a_talking_video_from_local_files(talking, tmp_path):
+    """The README's `client.run("talking_video", image="face.png", audio="speech.wav")` and its CLI line."""
+    face, speech = tmp_path / "face.png", tmp_path / "speech.wav"
+    face.write_bytes(png(astronaut()))
+    speech.write_bytes(wav(speech_like(1.0)))
+    base_url = str(talking.client.base_url)
+    with Client(base_url, API_KEY) as client:
+        job = client.run("talking_video", out=tmp_path / "client.mp4", image=face, audio=speech, **SMALL)
+    assert [s["status"] for s in job.data["details"]["stages"]] == ["completed", "completed"], job.data
+    frames, fps, _ = mp4_streams(tmp_path / "client.mp4")
+    assert abs(frames / fps - 1.0) <= 1 / fps, (frames, fps)
+
+    fields = [arg for name, value in SMALL.items() for arg in (f"--{name}", str(value))]
+    command = ["generate", "talking_video", "--image", str(face), "--audio", str(speech), *fields]
+    done = subprocess.run(
+        [sys.executable, "-m", "video_serve_client.cli", *command, "--out", str(tmp_path / "cli.mp4"), "--json"],
+        env={**os.environ, "VIDEO_SERVE_URL": base_url, "VIDEO_SERVE_API_KEY": API_KEY},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
+    assert json.loads(done.stdout.splitlines()[-1])["status"] == "completed"
+    assert mp4_streams(tmp_path / "cli.mp4")[0] == frames
 
 
 def test_cancel_during_the_ltx2_stage_never_starts_the_wav2lip_stage(talking):
