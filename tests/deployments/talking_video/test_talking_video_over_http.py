@@ -261,6 +261,16 @@ def test_speech_out_of_bounds_is_refused_naming_the_audio(talking, speech, field
     assert error["fields"][0]["field"] == field and words in error["message"], error
 
 
+def test_audio_that_is_not_audio_is_refused_naming_the_audio(talking):
+    before = talking.job_dirs()
+    request = body(talking.client, speech_like(1.0), **SMALL)
+    request["audio_key"] = upload(talking.client, "audio", "audio/wav", b"RIFF\x00\x00\x00\x00WAVEnot a sound")
+    response = talking.client.post("/api/v1/generate", json=request)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["fields"][0]["field"] == "audio_key", response.json()
+    assert talking.job_dirs() == before
+
+
 def test_a_bad_ltx2_size_is_a_422_naming_the_field(talking):
     response = talking.client.post("/api/v1/generate", json=body(talking.client, speech_like(1.0), resolution="9k"))
     assert response.status_code == 422, response.text
