@@ -77,7 +77,8 @@ class LTX2Args(ModelArgs):
     )
     camera_lora_strength: NonNegativeFloat = Field(1.0, description="Adapter weight of the requested camera LoRA.")
     dtype: Literal["auto", "bfloat16", "float32"] = Field(
-        "auto", description="Weights and compute dtype; auto = bfloat16 on CUDA, float32 on CPU."
+        "auto",
+        description="Weights and compute dtype; auto = bfloat16 on CUDA, float32 on CPU. The vocoder: always float32.",
     )
     cpu_offload: bool = Field(
         False, description="enable_model_cpu_offload(): each component visits the GPU only while it runs."

@@ -43,21 +43,39 @@ def resolve_dtype(args: LTX2Args, device: torch.device) -> torch.dtype:
 
 
 def load_components(args: LTX2Args, dtype: torch.dtype) -> Loaded:
-    """Load the configured weights, or build tiny random ones when that is explicitly allowed."""
-    if args.weights is None:
-        if not args.allow_random_weights:
-            raise ValueError(
-                "ltx2 has no weights configured: set `weights` (local dir, hf://, s3://) "
-                "or, for a local smoke profile only, `allow_random_weights: true`"
-            )
-        logger.warning(
-            "!!! ltx2: NO WEIGHTS CONFIGURED - using TINY RANDOMLY-INITIALISED models (%s); every video will "
-            "be noise. Local/test profile only. !!!",
-            RANDOM_WEIGHTS,
+    """Load the configured weights, or build tiny random ones when that is explicitly allowed. Every component is
+    in `dtype` except the vocoder, which always runs in float32."""
+    loaded = _load_weights(args, dtype) if args.weights is not None else _build_random(args, dtype)
+    loaded.components["vocoder"] = vocoder_in_float32(loaded.components["vocoder"])
+    return loaded
+
+
+def vocoder_in_float32(vocoder: torch.nn.Module) -> torch.nn.Module:
+    """LTX-2.3/2.5's BWE vocoder loses audio quality in bf16 (research/ltx2.md, vllm-omni PR #6342), and 2.0's
+    costs 0.1 GiB more in float32. The pipeline hands it the audio VAE's mel in the pipeline's dtype, so the mel is
+    cast on the way in."""
+    vocoder = vocoder.to(torch.float32)
+    vocoder.register_forward_pre_hook(lambda module, args: tuple(a.float() for a in args))
+    return vocoder
+
+
+def _build_random(args: LTX2Args, dtype: torch.dtype) -> Loaded:
+    if not args.allow_random_weights:
+        raise ValueError(
+            "ltx2 has no weights configured: set `weights` (local dir, hf://, s3://) "
+            "or, for a local smoke profile only, `allow_random_weights: true`"
         )
-        tiny = build_tiny_components(args.model_version)
-        components = {k: _to_dtype(v, dtype) for k, v in tiny.items()}
-        return Loaded(components, _to_dtype(build_tiny_upsampler(), dtype), RANDOM_WEIGHTS)
+    logger.warning(
+        "!!! ltx2: NO WEIGHTS CONFIGURED - using TINY RANDOMLY-INITIALISED models (%s); every video will "
+        "be noise. Local/test profile only. !!!",
+        RANDOM_WEIGHTS,
+    )
+    tiny = build_tiny_components(args.model_version)
+    components = {k: _to_dtype(v, dtype) for k, v in tiny.items()}
+    return Loaded(components, _to_dtype(build_tiny_upsampler(), dtype), RANDOM_WEIGHTS)
+
+
+def _load_weights(args: LTX2Args, dtype: torch.dtype) -> Loaded:
     cache = args.weights_cache_dir
     spec = VERSIONS[args.model_version]
     subfolder = spec.full_transformer_subfolder if args.transformer_kind == "full" else "transformer"

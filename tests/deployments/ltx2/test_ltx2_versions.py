@@ -232,3 +232,17 @@ def test_image_to_video_on_the_newer_releases(
     )
     assert out.details["image_to_video"] is True
     assert streams(out.video_path) == {"frames": 9, "sample_rate": SAMPLE_RATES[version]}
+
+
+def test_the_vocoder_runs_in_float32_in_a_bfloat16_pipeline(tmp_path: Path) -> None:
+    runner = LTX2Runner(version_args("2.3", dtype="bfloat16"))
+    assert runner.pipe.transformer.dtype == torch.bfloat16 and runner.pipe.audio_vae.dtype == torch.bfloat16
+    assert {p.dtype for p in runner.pipe.vocoder.parameters()} == {torch.float32}
+    seen: list[torch.dtype] = []
+    hook = runner.pipe.vocoder.vocoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
+    try:
+        out = render(runner, tmp_path, num_frames=9)
+    finally:
+        hook.remove()
+    assert seen == [torch.float32]  # the bf16 mel was cast on the way in
+    assert streams(out.video_path) == {"frames": 9, "sample_rate": 48000}
