@@ -73,6 +73,7 @@ class JobQueue:
         self._counts = {"completed": 0, "failed": 0, "cancelled": 0}
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task] = set()
+        self._webhook_slots = asyncio.Semaphore(args.webhooks.max_concurrent)
         # `window`: a deployment that runs many jobs at once per replica (a chain's coordinator) sets its own
         self._window = window or args.queue.dispatch_window or 2 * model_args.placement.max_replicas
         await self._recover()
@@ -366,6 +367,7 @@ class JobQueue:
             secret.get_secret_value(),
             self._args.webhooks,
             persist,
+            self._webhook_slots,
             first_attempt=record.webhook.attempts + 1,
         )
         try:

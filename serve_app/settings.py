@@ -77,6 +77,11 @@ class WebhookArgs(_Args):
     backoff_s: PositiveFloat = Field(10.0, description="First retry delay; doubles each attempt.")
     backoff_max_s: PositiveFloat = Field(300.0, description="Ceiling of the retry delay.")
     timeout_s: PositiveFloat = Field(10.0, description="Time a receiver has to answer one delivery.")
+    max_concurrent: PositiveInt = Field(
+        16,
+        description="Deliveries one model's queue has in flight at once; the rest wait for a slot (a queue "
+        "restarted after a long receiver outage may hold thousands, and a receiver resets what it cannot accept).",
+    )
     allow_networks: tuple[IPv4Network | IPv6Network, ...] = Field(
         (), description="Private/loopback networks webhooks may reach anyway (tests, in-cluster receivers)."
     )

@@ -63,13 +63,16 @@ async def deliver(
     secret: str,
     args: WebhookArgs,
     on_attempt: Callable[[Attempt], Awaitable[None]],
+    slots: asyncio.Semaphore,
     first_attempt: int = 1,
 ) -> bool:
-    """POST `payload` until a 2xx or `args.max_attempts` tries; `on_attempt` sees every try. True if delivered."""
+    """POST `payload` until a 2xx or `args.max_attempts` tries; `on_attempt` sees every try. True if delivered.
+    Each try holds one of `slots` (shared by a queue's deliveries); the waits between tries hold none."""
     body = json.dumps(payload, separators=(",", ":"), default=str).encode()
     async with httpx.AsyncClient(timeout=args.timeout_s, follow_redirects=False) as client:
         for number in range(first_attempt, args.max_attempts + 1):
-            attempt = await _try_once(client, url, body, msg_id, secret, number, args)
+            async with slots:
+                attempt = await _try_once(client, url, body, msg_id, secret, number, args)
             await on_attempt(attempt)
             if attempt.delivered:
                 return True

@@ -222,24 +222,36 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.deliveries: list[dict[str, Any]] = []
         self.fail_first = 0
+        self.delay_s = 0.0  # each answer waits this long, so deliveries overlap
+        self.most_in_flight = 0  # the most deliveries that were being answered at once
+        in_flight, lock = [0], threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 from serve_app.webhooks import verify
 
+                with lock:
+                    in_flight[0] += 1
+                    receiver.most_in_flight = max(receiver.most_in_flight, in_flight[0])
                 body = self.rfile.read(int(self.headers["content-length"]))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 valid = verify(WEBHOOK_SECRET, headers, body)
-                receiver.deliveries.append({"body": json.loads(body), "headers": headers, "valid": valid})
-                failing = len(receiver.deliveries) <= receiver.fail_first
+                time.sleep(receiver.delay_s)
+                with lock:
+                    in_flight[0] -= 1
+                    receiver.deliveries.append({"body": json.loads(body), "headers": headers, "valid": valid})
+                    failing = len(receiver.deliveries) <= receiver.fail_first
                 self.send_response(500 if failing else (200 if valid else 401))
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 128  # the default 5 resets connections when many deliveries arrive at once
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 

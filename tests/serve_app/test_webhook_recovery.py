@@ -43,7 +43,8 @@ def test_every_undelivered_webhook_is_sent_by_the_next_queue(
         store.create(job)
         store.finish(job, pending_webhook=True)
 
-    deploy(app_args(local_storage))
+    webhook_receiver.delay_s = 0.1  # answers overlap, so the queue's bound on deliveries in flight shows
+    deploy(app_args(local_storage, webhooks={"max_concurrent": 4}))
 
     expected = {job.job_id for job in jobs}
     wait_until(lambda: {d["body"]["job_id"] for d in webhook_receiver.deliveries}, lambda got: got == expected, 90)
@@ -52,3 +53,4 @@ def test_every_undelivered_webhook_is_sent_by_the_next_queue(
     wait_until(lambda: storage.list_keys("index/ltx2/webhooks/"), lambda left: left == [], 30)
     attempts = {store.load(job.job_id).webhook.attempts for job in jobs}
     assert attempts == {3}, attempts  # numbering went on from the outage's two attempts
+    assert 2 <= webhook_receiver.most_in_flight <= 4, webhook_receiver.most_in_flight

@@ -50,7 +50,27 @@ def test_a_delivery_goes_to_the_address_its_check_resolved(rebinding_dns, webhoo
         attempts.append(attempt)
 
     url = f"http://{REBINDING_HOST}:{port}/hook"
-    assert asyncio.run(deliver(url, {"job_id": "ltx2-1"}, "msg_1", WEBHOOK_SECRET, args, record)), attempts
+    delivered = deliver(url, {"job_id": "ltx2-1"}, "msg_1", WEBHOOK_SECRET, args, record, asyncio.Semaphore(1))
+    assert asyncio.run(delivered), attempts
     [delivery] = webhook_receiver.deliveries
     assert delivery["valid"] and delivery["headers"]["host"] == f"{REBINDING_HOST}:{port}"
     assert rebinding_dns.lookups == 1  # the connection used the checked answer, not a second lookup
+
+
+def test_deliveries_sharing_slots_never_have_more_in_flight(webhook_receiver) -> None:
+    args = WebhookArgs(max_attempts=1, timeout_s=30, allow_networks=[ip_network("127.0.0.0/8")])
+    webhook_receiver.delay_s = 0.2
+    outcomes: list[Attempt] = []
+
+    async def record(attempt: Attempt) -> None:
+        outcomes.append(attempt)
+
+    async def many() -> list[bool]:
+        slots = asyncio.Semaphore(3)
+        sends = (
+            deliver(webhook_receiver.url, {"n": n}, f"msg_{n}", WEBHOOK_SECRET, args, record, slots) for n in range(9)
+        )
+        return await asyncio.gather(*sends)
+
+    assert asyncio.run(many()) == [True] * 9, outcomes
+    assert 2 <= webhook_receiver.most_in_flight <= 3, webhook_receiver.most_in_flight
