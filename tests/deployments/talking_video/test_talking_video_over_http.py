@@ -32,12 +32,17 @@ APP = "talking"
 RATE = 16_000
 MODELS = {
     # a 10 s limit (the default is 20) keeps the over-long speech of the bounds test small
-    "ltx2": {"allow_random_weights": True, "device": "cpu", "max_duration_s": 10, "placement": {"max_replicas": 1}},
+    "ltx2": {
+        "allow_random_weights": True,
+        "device": "cpu",
+        "max_duration_s": 10,
+        "runner": "tests.deployments.talking_video.holding:HoldingLTX2Runner",
+        "placement": {"max_replicas": 1},
+    },
     "wav2lip": {"allow_random_weights": True, "device": "cpu", "batch_size": 8},
     "talking_video": {"enabled": True, "placement": {"num_cpus": 0, "min_replicas": 1, "max_replicas": 1}},
 }
 SMALL = {"width": 64, "height": 64, "fps": 16, "seed": 1}
-SLOW = {"width": 256, "height": 256, "fps": 24, "seed": 1}  # an LTX-2 stage long enough to act on (seconds)
 
 
 @pytest.fixture(scope="module")
@@ -193,11 +198,18 @@ def test_the_readmes_client_and_cli_calls_make_a_talking_video_from_local_files(
     assert mp4_streams(tmp_path / "cli.mp4")[0] == frames
 
 
-def test_cancel_during_the_ltx2_stage_never_starts_the_wav2lip_stage(talking):
-    created = talking.client.post("/api/v1/generate", json=body(talking.client, speech_like(2.0), **SLOW))
+def held(release: Path) -> dict[str, Any]:
+    """Fields that keep the LTX-2 stage in `ltx2:holding` until `release` exists (HoldingLTX2Runner)."""
+    return {**SMALL, "prompt": f"hold:{release} a person talking"}
+
+
+def test_cancel_during_the_ltx2_stage_never_starts_the_wav2lip_stage(talking, tmp_path):
+    created = talking.client.post(
+        "/api/v1/generate", json=body(talking.client, speech_like(2.0), **held(tmp_path / "go"))
+    )
     assert created.status_code == 201, created.text
     job_id = created.json()["job_id"]
-    wait_until(lambda: get_job(talking.client, job_id), lambda j: j["stage"].startswith("ltx2:denois"), timeout_s=300)
+    wait_until(lambda: get_job(talking.client, job_id), lambda j: j["stage"] == "ltx2:holding", timeout_s=300)
 
     assert talking.client.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 200
     job = wait_terminal(talking.client, job_id, timeout_s=120)
@@ -209,18 +221,20 @@ def test_cancel_during_the_ltx2_stage_never_starts_the_wav2lip_stage(talking):
     assert record(talking, stage_job_id(job_id, 1, "wav2lip")) is None  # never submitted
 
 
-def test_a_killed_ltx2_replica_then_a_killed_coordinator_still_complete_the_job_once(talking, webhooks):
+def test_a_killed_ltx2_replica_then_a_killed_coordinator_still_complete_the_job_once(talking, webhooks, tmp_path):
     before = talking.job_dirs()
-    created = talking.client.post("/api/v1/generate", json=body(talking.client, speech_like(2.0), **SLOW,
+    release = tmp_path / "go"
+    created = talking.client.post("/api/v1/generate", json=body(talking.client, speech_like(2.0), **held(release),
                                                                   webhook_url=webhooks.url))  # fmt: skip
     assert created.status_code == 201, created.text
     job_id = created.json()["job_id"]
     animate = stage_job_id(job_id, 0, "ltx2")
-    wait_until(lambda: get_job(talking.client, job_id), lambda j: j["stage"].startswith("ltx2:denois"), timeout_s=300)
+    wait_until(lambda: get_job(talking.client, job_id), lambda j: j["stage"] == "ltx2:holding", timeout_s=300)
 
-    kill_replica(APP, "LTX2Generator")
-    wait_until(lambda: record(talking, animate), lambda r: r["attempts"] == 2, timeout_s=120)
+    kill_replica(APP, "LTX2Generator")  # the stage's second attempt holds again, so the coordinator dies mid-stage
+    wait_until(lambda: record(talking, animate), lambda r: r["attempts"] == 2 and r["stage"] == "holding", 300)
     kill_replica(APP, "TalkingVideoCoordinator")
+    release.touch()
 
     job = wait_terminal(talking.client, job_id, timeout_s=600)
     assert job["status"] == "completed" and job["attempts"] == 2, job
