@@ -80,8 +80,8 @@ class InputStager:
                     await self._obtain(source, local)
                     ext = self._check_type(source, local)
                     info = await asyncio.to_thread(self._probe, source, local)
-                    if spec.check_input is not None:
-                        spec.check_input(request, model_args, source.input, info)
+                    if spec.check_input is not None:  # may run a face detector: off the event loop
+                        await asyncio.to_thread(spec.check_input, request, model_args, source.input, info)
                     key = f"jobs/{job_id}/inputs/{name}.{ext}"
                     await asyncio.to_thread(self._storage.put_file, key, local, f"{source.kind}/{ext}")
                     staged[name], media[name] = key, info
