@@ -74,9 +74,7 @@ class ChainCoordinator:
         """Run (or resume) every stage of `job` and return its `JobResult`; raises only for errors worth a retry."""
         joblogs.tag_job_logs(job.job_id, self._model)
         reporter = QueueReporter(job, self._queue, asyncio.get_running_loop())
-        reporter.report("starting", 0.0)
-        if await reporter.send():
-            return await self._conclude(job, "cancelled", None, [])
+        reporter.report("starting", 0.0)  # sent, with the cancel check, before the first stage
         try:
             return await self._run_stages(job, reporter)
         except RunSuperseded:
@@ -154,11 +152,9 @@ class ChainCoordinator:
                     if event["event"] == "done":
                         return JobView.model_validate(event["data"])
                     progress(event["data"]["stage"], event["data"]["progress"])
-            except RayTaskError as exc:
-                if isinstance(exc.cause, VideoServeError):
-                    raise exc.cause from None
-                logger.warning("events of stage job %s cut: %s", stage_id, type(exc).__name__)
             except Exception as exc:  # the stage's queue restarting: its job is in storage, follow it again
+                if isinstance(exc, RayTaskError) and isinstance(exc.cause, VideoServeError):
+                    raise exc.cause from None
                 logger.warning("events of stage job %s cut: %s", stage_id, type(exc).__name__)
             await asyncio.sleep(CHECK_PERIOD_S)
 
