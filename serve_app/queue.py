@@ -69,7 +69,7 @@ class JobQueue:
         self._beats: dict[str, float] = {}
         self._dirty: set[str] = set()
         self._watchers: dict[str, set[asyncio.Event]] = {}  # job -> one event per open stream or wait
-        self._positions: dict[str, int] = {}  # queued job -> its place; emptied by every change (_queue_position)
+        self._positions: dict[str, int] = {}  # queued job -> its place; emptied when a job joins or leaves the queue
         self._counts = {"completed": 0, "failed": 0, "cancelled": 0}
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task] = set()
@@ -554,7 +554,8 @@ class JobQueue:
 
     def _changed(self, record: JobRecord, bump: bool = True) -> None:
         """A visible change of a job: a new revision (the SSE event id) and a wake-up for its streams."""
-        self._positions = {}  # a status may have changed: queue places are computed again at the next read
+        if (record.job_id in self._positions) != (record.status == "queued"):
+            self._positions = {}  # it left or re-entered the queue: places are computed again at the next read
         if bump:
             record.revision += 1
         for watcher in self._watchers.get(record.job_id, ()):
