@@ -17,15 +17,15 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat
 
 from deployments.base import ModelArgs, PlacementArgs
+from deployments.ltx2.params import VAE_TEMPORAL_RATIO
 from deployments.media import MediaInfo
 from deployments.plugin import FromInput, FromStage, ModelSpec, Stage, StagedInput
 from deployments.talking_video.request import TalkingVideoRequest
 from serve_app.errors import InvalidInput
 
-FRAME_GRID = 8  # the video model's clips have 8k+1 frames
 LTX2_COST, WAV2LIP_COST = 9.0, 1.0
 
 
@@ -34,7 +34,6 @@ class TalkingVideoArgs(ModelArgs):
 
     placement: PlacementArgs = Field(default_factory=lambda: PlacementArgs(num_cpus=0.1, max_replicas=1))
     min_speech_s: PositiveFloat = Field(0.2, description="Shortest speech accepted, in seconds.")
-    max_side: PositiveInt = Field(4096, description="Largest width or height of the face photo.")
 
 
 def plan(request: TalkingVideoRequest, args: TalkingVideoArgs) -> dict[str, Any]:
@@ -43,18 +42,16 @@ def plan(request: TalkingVideoRequest, args: TalkingVideoArgs) -> dict[str, Any]
 
 
 def check_input(request: TalkingVideoRequest, args: TalkingVideoArgs, staged: StagedInput, media: MediaInfo) -> None:
-    """The speech must be speech-length audio, the photo a sane size (its face is Wav2Lip's check)."""
+    """The speech must be speech-length audio (the photo's size and face are Wav2Lip's checks, in its stage)."""
     if staged.kind == "audio" and media.duration_s < args.min_speech_s:
         found = f"{media.duration_s:.2f} s" if media.duration_s else "no measurable length"
         raise InvalidInput(staged.field, f"{found}; speech must last at least {args.min_speech_s:g} s")
-    if staged.kind == "image" and max(media.width, media.height) > args.max_side:
-        raise InvalidInput(staged.field, f"{media.width}x{media.height} is over the {args.max_side} px side limit")
 
 
 def clip_seconds(speech_s: float, fps: int) -> float:
     """The shortest clip on the video model's frame grid (8k+1 frames) that lasts as long as the speech."""
-    grid_steps = max(1, math.ceil((speech_s * fps - 1) / FRAME_GRID - 1e-9))
-    return FRAME_GRID * grid_steps / fps
+    grid_steps = max(1, math.ceil((speech_s * fps - 1) / VAE_TEMPORAL_RATIO - 1e-9))
+    return VAE_TEMPORAL_RATIO * grid_steps / fps
 
 
 def animate_request(request: TalkingVideoRequest, media: Mapping[str, MediaInfo]) -> dict[str, Any]:
