@@ -157,6 +157,7 @@ def read_frames(path: Path, source_fps: float, fps: int, size: tuple[int, int], 
     step = (source_fps or fps) / fps  # input frames per output frame
     frames: list[np.ndarray] = []
     for index, frame in enumerate(iter_frames(path, pixel_format="rgb24")):
+        fitted = None  # resized once, only if shown: a slower input repeats it, a faster one skips frames
         while int(len(frames) * step + 1e-6) == index:
             if len(frames) >= limit:
                 raise InvalidInput(
@@ -164,7 +165,9 @@ def read_frames(path: Path, source_fps: float, fps: int, size: tuple[int, int], 
                     f"holds over {limit} frames at {fps} fps: with the added frames that is "
                     "over the frame limit of an extension",
                 )
-            frames.append(np.asarray(ImageOps.fit(PIL.Image.fromarray(frame), size, PIL.Image.LANCZOS)))
+            if fitted is None:
+                fitted = np.asarray(ImageOps.fit(PIL.Image.fromarray(frame), size, PIL.Image.LANCZOS))
+            frames.append(fitted)
     if not frames:
         raise MediaError("no frames")
     return np.stack(frames)
