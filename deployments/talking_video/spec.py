@@ -20,12 +20,12 @@ from typing import Any
 from pydantic import Field, PositiveFloat
 
 from deployments.base import ModelArgs, PlacementArgs
-from deployments.ltx2.params import VAE_TEMPORAL_RATIO
 from deployments.media import MediaInfo
 from deployments.plugin import FromInput, FromStage, ModelSpec, Stage, StagedInput
 from deployments.talking_video.request import TalkingVideoRequest
 from serve_app.errors import InvalidInput
 
+FRAME_GRID = 8  # LTX-2's clips have 8k+1 frames (its VAE_TEMPORAL_RATIO; a plug-in imports no other plug-in)
 LTX2_COST, WAV2LIP_COST = 9.0, 1.0
 
 
@@ -50,8 +50,8 @@ def check_input(request: TalkingVideoRequest, args: TalkingVideoArgs, staged: St
 
 def clip_seconds(speech_s: float, fps: int) -> float:
     """The shortest clip on the video model's frame grid (8k+1 frames) that lasts as long as the speech."""
-    grid_steps = max(1, math.ceil((speech_s * fps - 1) / VAE_TEMPORAL_RATIO - 1e-9))
-    return VAE_TEMPORAL_RATIO * grid_steps / fps
+    grid_steps = max(1, math.ceil((speech_s * fps - 1) / FRAME_GRID - 1e-9))
+    return FRAME_GRID * grid_steps / fps
 
 
 def animate_request(request: TalkingVideoRequest, media: Mapping[str, MediaInfo]) -> dict[str, Any]:

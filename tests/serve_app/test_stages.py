@@ -11,10 +11,11 @@ import pytest
 from PIL import Image
 from scipy.io import wavfile
 
+from deployments.ltx2.params import VAE_TEMPORAL_RATIO
 from deployments.media import probe
 from deployments.plugin import FromInput, FromStage, ModelSpec, Stage
+from deployments.talking_video.spec import FRAME_GRID, clip_seconds
 from deployments.talking_video.spec import SPEC as TALKING_VIDEO
-from deployments.talking_video.spec import clip_seconds
 from serve_app.catalogue import CATALOGUE
 from serve_app.coordinator import stage_job_id
 from serve_app.errors import InvalidInput
@@ -52,6 +53,7 @@ def test_the_clip_is_the_speech_snapped_up_to_the_frame_grid(speech_s, fps, fram
     seconds = clip_seconds(speech_s, fps)
     assert round(seconds * fps) + 1 == frames and (frames - 1) % 8 == 0
     assert frames / fps >= speech_s > (frames - 9) / fps  # long enough, and no grid step longer than needed
+    assert FRAME_GRID == VAE_TEMPORAL_RATIO  # the chain's copy of LTX-2's grid (plug-ins import no other plug-in)
 
 
 def test_stage_job_ids_are_stable_and_routable():
