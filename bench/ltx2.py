@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from diffusers import LTX2VideoTransformer3DModel
 
-from deployments.base import JobSpec
+from deployments.contract import JobSpec
 from deployments.ltx2.args import LTX2Args
 from deployments.ltx2.recipes import RECIPES, transformer_calls_per_step
 from deployments.ltx2.runner import LTX2Runner

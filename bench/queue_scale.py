@@ -112,9 +112,9 @@ class Bench:
     def __init__(self, base: str, storage_args: dict[str, Any], concurrency: int, requests: int) -> None:
         from serve_app.app import build_app
         from serve_app.catalogue import AppArgs
-        from serve_app.jobstore import JobStore
+        from serve_app.jobs.store import JobStore
         from serve_app.settings import Secrets
-        from serve_app.storage import build_storage
+        from serve_app.storage.backends import build_storage
 
         self.url = base + PREFIX
         self.concurrency, self.requests = concurrency, requests

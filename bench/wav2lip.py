@@ -25,7 +25,7 @@ import torch
 from scipy.io import wavfile
 from skimage import data
 
-from deployments.base import JobSpec
+from deployments.contract import JobSpec
 from deployments.media import VideoWriter
 from deployments.wav2lip.args import Wav2LipArgs
 from deployments.wav2lip.network import build_wav2lip, fold_batchnorm

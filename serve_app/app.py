@@ -14,13 +14,12 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
-from deployments.base import ModelArgs
-from deployments.plugin import ModelSpec
+from deployments.contract import ModelArgs, ModelSpec
 from serve_app.catalogue import CATALOGUE, AppArgs, Catalogue
-from serve_app.coordinator import MAX_ONGOING_CHAINS, ChainCoordinator
-from serve_app.gateway import Gateway
-from serve_app.queue import JobQueue
-from serve_app.replica import ModelDeployment
+from serve_app.http.gateway import Gateway
+from serve_app.jobs.queue import JobQueue
+from serve_app.runs.coordinator import MAX_ONGOING_CHAINS, ChainCoordinator
+from serve_app.runs.replica import ModelDeployment
 from serve_app.settings import Secrets, SpineArgs
 
 logger = logging.getLogger("serve_app.app")

@@ -12,9 +12,8 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field
 
-from deployments.base import ModelArgs
+from deployments.contract import ModelArgs, ModelSpec
 from deployments.ltx2.spec import SPEC as LTX2
-from deployments.plugin import ModelSpec
 from deployments.talking_video.spec import SPEC as TALKING_VIDEO
 from deployments.wav2lip.spec import SPEC as WAV2LIP
 from serve_app.settings import SpineArgs, app_args_model

@@ -19,8 +19,8 @@ from ray.serve import metrics as serve_metrics
 from ray.serve.exceptions import RayServeException
 
 if TYPE_CHECKING:
+    from serve_app.jobs.webhooks import Attempt
     from serve_app.schemas import JobRecord
-    from serve_app.webhooks import Attempt
 
 MetricKind = Literal["counter", "gauge", "histogram"]
 

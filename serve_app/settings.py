@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, SecretStr, create_model
 
-from deployments.base import ModelArgs
+from deployments.contract import ModelArgs
 
 
 class _Args(BaseModel):

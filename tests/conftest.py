@@ -229,7 +229,7 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                from serve_app.webhooks import verify
+                from serve_app.jobs.webhooks import verify
 
                 with lock:
                     in_flight[0] += 1

@@ -11,7 +11,7 @@ import av
 import numpy as np
 import ray
 
-from deployments.base import JobSpec, ModelArgs, Reporter, RunOutput
+from deployments.contract import JobSpec, ModelArgs, Reporter, RunOutput
 from serve_app.errors import JobFailed
 
 

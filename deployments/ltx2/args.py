@@ -6,10 +6,9 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveInt, model_validator
 
-from deployments.base import ModelArgs
+from deployments.contract import InvalidInput, ModelArgs
 from deployments.ltx2.params import Quality
 from deployments.ltx2.versions import ALL_CAMERA_MOTIONS, VERSIONS, ModelVersion, check_lora_release
-from serve_app.errors import InvalidInput
 
 DEFAULT_PROMPT = (
     "The scene comes to life with natural, smooth motion and consistent lighting; "

@@ -24,10 +24,10 @@ from diffusers import LTX2ConditionPipeline, LTX2Pipeline
 from diffusers.pipelines.ltx2 import LTX2VideoCondition
 from PIL import ImageOps
 
+from deployments.contract import InvalidInput, JobFailed
 from deployments.ltx2.args import LTX2Args
 from deployments.ltx2.params import VAE_TEMPORAL_RATIO, LTX2Params, fit_size
 from deployments.media import MediaError, decode_audio, iter_frames, probe
-from serve_app.errors import InvalidInput, JobFailed
 
 KEYFRAME_STRENGTH = 1.0  # the frame is kept exactly (no noise) through every step
 

@@ -13,7 +13,7 @@ from diffusers import LTX2Pipeline, LTX2VideoTransformer3DModel
 from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
 from transformers import AutoTokenizer, Gemma3ForConditionalGeneration, Gemma4UnifiedForConditionalGeneration
 
-from deployments.base import RANDOM_WEIGHTS
+from deployments.contract import RANDOM_WEIGHTS
 from deployments.ltx2.args import LTX2Args
 from deployments.ltx2.tiny import build_tiny_components, build_tiny_upsampler
 from deployments.ltx2.versions import VERSIONS, check_lora_release

@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import AliasChoices, ConfigDict, Field, HttpUrl, model_validator
 
+from deployments.contract import JobRequest, UploadKey, exactly_one
 from deployments.ltx2.args import CAMERA_MOTIONS
 from deployments.ltx2.params import ASPECT_RATIOS, RESOLUTION_PRESETS
-from deployments.plugin import JobRequest, UploadKey, exactly_one
 
 CameraMotion = Literal[CAMERA_MOTIONS]  # type: ignore[valid-type]
 Resolution = Literal[tuple(RESOLUTION_PRESETS)]  # type: ignore[valid-type]

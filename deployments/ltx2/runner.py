@@ -15,7 +15,7 @@ from diffusers.pipelines.ltx2 import LTX2LatentUpsamplePipeline
 from diffusers.utils import encode_video
 from PIL import ImageOps
 
-from deployments.base import RANDOM_WEIGHTS, JobSpec, Reporter, RunOutput, resolve_device
+from deployments.contract import RANDOM_WEIGHTS, JobFailed, JobSpec, Reporter, RunOutput, resolve_device
 from deployments.ltx2 import conditioning
 from deployments.ltx2.args import LTX2Args, check_camera_lora, check_quality
 from deployments.ltx2.loading import (
@@ -28,7 +28,6 @@ from deployments.ltx2.loading import (
 from deployments.ltx2.params import LTX2Params
 from deployments.ltx2.recipes import FIXED_CALL_ARGS, VERSION_CALL_ARGS, Recipe, Stage, recipe_for
 from deployments.ltx2.versions import VERSIONS
-from serve_app.errors import JobFailed
 
 logger = logging.getLogger(__name__)
 

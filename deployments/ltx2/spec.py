@@ -6,13 +6,12 @@ from __future__ import annotations
 import secrets
 from typing import Any, Literal
 
+from deployments.contract import InvalidInput, ModelSpec, StagedInput
 from deployments.ltx2.args import LTX2Args, check_camera_lora, check_quality
 from deployments.ltx2.params import LTX2Params, frames_for_duration, frames_to_add, resolve_size
 from deployments.ltx2.request import END_IMAGE_FIELDS, IMAGE_FIELDS, VIDEO_FIELDS, LTX2Request
 from deployments.ltx2.versions import VERSIONS
 from deployments.media import MediaInfo
-from deployments.plugin import ModelSpec, StagedInput
-from serve_app.errors import InvalidInput
 
 
 def plan(request: LTX2Request, args: LTX2Args) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, HttpUrl, model_validator
 
-from deployments.plugin import JobRequest, UploadKey, exactly_one
+from deployments.contract import JobRequest, UploadKey, exactly_one
 
 DEFAULT_PROMPT = (
     "A person talking to the camera, natural head motion, subtle facial expressions, steady framing, soft even lighting"

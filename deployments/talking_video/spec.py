@@ -19,11 +19,18 @@ from typing import Any
 
 from pydantic import Field, PositiveFloat
 
-from deployments.base import ModelArgs, PlacementArgs
+from deployments.contract import (
+    FromInput,
+    FromStage,
+    InvalidInput,
+    ModelArgs,
+    ModelSpec,
+    PlacementArgs,
+    Stage,
+    StagedInput,
+)
 from deployments.media import MediaInfo
-from deployments.plugin import FromInput, FromStage, ModelSpec, Stage, StagedInput
 from deployments.talking_video.request import TalkingVideoRequest
-from serve_app.errors import InvalidInput
 
 FRAME_GRID = 8  # LTX-2's clips have 8k+1 frames (its VAE_TEMPORAL_RATIO; a plug-in imports no other plug-in)
 LTX2_COST, WAV2LIP_COST = 9.0, 1.0

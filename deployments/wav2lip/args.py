@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from deployments.base import ModelArgs
+from deployments.contract import ModelArgs
 
 
 class Wav2LipArgs(ModelArgs):

@@ -20,14 +20,13 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.base import Reporter
+from deployments.contract import JobFailed, Reporter
 from deployments.media import MediaError, VideoWriter, decode_audio, iter_frames, iter_sampled_frames, probe
 from deployments.wav2lip import audio as mels
 from deployments.wav2lip import face, timing
 from deployments.wav2lip.args import Wav2LipArgs
 from deployments.wav2lip.network import IMG_SIZE, MEL_STEPS, Wav2Lip
 from deployments.wav2lip.request import SpeakerPoint
-from serve_app.errors import JobFailed
 
 _MUX_RATE = 48_000  # output audio rate; AAC's most common
 _HOLD_BYTES = 256 << 20  # frames kept to play a video backwards (bounce)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-from deployments.plugin import JobRequest, UploadKey, exactly_one
+from deployments.contract import JobRequest, UploadKey, exactly_one
 from deployments.wav2lip.timing import SyncMode
 
 FACE_FIELDS = ("video_url", "video_key", "image_url", "image_key")

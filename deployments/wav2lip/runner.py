@@ -9,14 +9,13 @@ import numpy as np
 import pydantic
 import torch
 
-from deployments.base import RANDOM_WEIGHTS, JobSpec, Reporter, RunOutput, resolve_device
+from deployments.contract import RANDOM_WEIGHTS, JobFailed, JobSpec, Reporter, RunOutput, resolve_device
 from deployments.wav2lip.args import Wav2LipArgs
 from deployments.wav2lip.audio import SAMPLE_RATE, melspectrogram
 from deployments.wav2lip.face import build_detector
 from deployments.wav2lip.network import IMG_SIZE, MEL_BINS, MEL_STEPS, build_wav2lip, fold_batchnorm
 from deployments.wav2lip.pipeline import LipSyncPipeline, SyncParams, autocast
 from deployments.weights import fetch_weights
-from serve_app.errors import JobFailed
 
 logger = logging.getLogger(__name__)
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from deployments.contract import InvalidInput, ModelSpec, StagedInput
 from deployments.media import MediaInfo
-from deployments.plugin import ModelSpec, StagedInput
 from deployments.wav2lip.args import Wav2LipArgs
 from deployments.wav2lip.request import Wav2LipRequest
 from deployments.wav2lip.timing import reads_whole_video
-from serve_app.errors import InvalidInput
 
 
 def plan(request: Wav2LipRequest, args: Wav2LipArgs) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import pytest
 from video_serve_client import AsyncClient, Client, InvalidRequestError, NotFoundError
 
 from tests.conftest import API_KEY, AUTH, app_args, deploy_app, wait_terminal
-from tests.serve_app.test_jobs_api import png_bytes
+from tests.serve_app.http.test_jobs_api import png_bytes
 
 PREFIX = "/client"
 

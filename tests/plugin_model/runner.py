@@ -8,7 +8,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from deployments.base import JobSpec, Reporter, RunOutput
+from deployments.contract import JobSpec, Reporter, RunOutput
 from tests.plugin_model.spec import FlipbookArgs
 
 

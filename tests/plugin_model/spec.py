@@ -6,9 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field, HttpUrl, PositiveInt, model_validator
 
-from deployments.base import ModelArgs
+from deployments.contract import JobRequest, ModelArgs, ModelSpec, StagedInput, UploadKey, exactly_one
 from deployments.media import MediaInfo
-from deployments.plugin import JobRequest, ModelSpec, StagedInput, UploadKey, exactly_one
 from serve_app.errors import InvalidInput
 
 

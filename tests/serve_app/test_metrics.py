@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from deployments.base import JobSpec, Reporter, RunOutput
+from deployments.contract import JobSpec, Reporter, RunOutput
 from serve_app.metrics import SPECS, metric_table
 from tests.conftest import (
     API_KEY,

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from deployments.base import JobSpec
+from deployments.contract import JobSpec
 from deployments.ltx2 import conditioning
 from deployments.ltx2.args import LTX2Args
 from deployments.ltx2.request import LTX2Request

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from deployments.base import JobSpec, RunOutput
+from deployments.contract import JobSpec, RunOutput
 from deployments.ltx2.args import LTX2Args
 from deployments.ltx2.recipes import RECIPES, transformer_calls_per_step
 from deployments.ltx2.request import LTX2Request

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from deployments.contract import StagedInput
 from deployments.ltx2.args import DEFAULT_PROMPT, LTX2Args
 from deployments.ltx2.request import LTX2Request
 from deployments.ltx2.spec import SPEC, check_input, plan
 from deployments.media import MediaInfo
-from deployments.plugin import StagedInput
 from serve_app.errors import InvalidInput
 
 ARGS = LTX2Args(allow_random_weights=True)

@@ -12,7 +12,7 @@ import torch
 from diffusers import LTX2Pipeline
 from PIL import Image
 
-from deployments.base import RANDOM_WEIGHTS, RunOutput
+from deployments.contract import RANDOM_WEIGHTS, RunOutput
 from deployments.ltx2.args import LTX2Args
 from deployments.ltx2.runner import LTX2Runner
 from deployments.ltx2.tiny import build_tiny_components, build_tiny_upsampler

@@ -14,7 +14,7 @@ from diffusers import LTX2Pipeline
 from PIL import Image
 from pydantic import ValidationError
 
-from deployments.base import RunOutput
+from deployments.contract import RunOutput
 from deployments.ltx2.args import LTX2Args
 from deployments.ltx2.params import frames_for_duration
 from deployments.ltx2.recipes import RECIPES, transformer_calls_per_step

@@ -13,7 +13,7 @@ from diffusers.pipelines.ltx2 import LTX2VideoCondition
 from PIL import Image
 from safetensors.torch import save_file
 
-from deployments.base import JobSpec
+from deployments.contract import JobSpec
 from deployments.ltx2.runner import LTX2Runner
 from deployments.media import iter_frames
 from serve_app.errors import JobCancelled

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from deployments.base import JobSpec, Reporter, RunOutput
+from deployments.contract import JobSpec, Reporter, RunOutput
 from deployments.ltx2.runner import LTX2Runner
 from serve_app.errors import JobFailed
 

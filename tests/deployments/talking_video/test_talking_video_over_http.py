@@ -23,10 +23,10 @@ from scipy.io import wavfile
 from video_serve_client import Client
 
 from deployments.media import decode_audio
-from serve_app.coordinator import stage_job_id
+from serve_app.runs.coordinator import stage_job_id
 from tests.conftest import API_KEY, SharedApp, WebhookReceiver, app_args, deploy_app, get_job, wait_terminal, wait_until
 from tests.deployments.wav2lip.wav2lip_inputs import astronaut, speech_like
-from tests.serve_app.test_resilience import kill_replica
+from tests.serve_app.jobs.test_resilience import kill_replica
 
 APP = "talking"
 RATE = 16_000

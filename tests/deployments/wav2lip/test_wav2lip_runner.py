@@ -11,7 +11,7 @@ import pytest
 import torch
 from wav2lip_inputs import AUDIO_S, CLIP_FRAMES, FPS, SIZE, FakeReporter
 
-from deployments.base import RANDOM_WEIGHTS, JobSpec
+from deployments.contract import RANDOM_WEIGHTS, JobSpec
 from deployments.media import iter_frames
 from deployments.wav2lip.args import Wav2LipArgs
 from deployments.wav2lip.pipeline import autocast, paste

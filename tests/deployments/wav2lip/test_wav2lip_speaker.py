@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from wav2lip_inputs import FakeReporter, astronaut, write_clip
 
-from deployments.base import JobSpec
+from deployments.contract import JobSpec
 from deployments.media import iter_frames
 from deployments.wav2lip import face
 from serve_app.errors import JobFailed

@@ -10,7 +10,7 @@ import pytest
 from scipy.io import wavfile
 from wav2lip_inputs import FPS, SIZE, FakeReporter, speech_like, write_clip
 
-from deployments.base import JobSpec
+from deployments.contract import JobSpec
 from deployments.media import iter_frames
 from deployments.wav2lip import timing
 from deployments.wav2lip.request import Wav2LipRequest

@@ -20,17 +20,17 @@ from ray import serve
 from ray.exceptions import RayTaskError
 from ray.serve.handle import DeploymentHandle
 
-from deployments.base import JobSpec
+from deployments.contract import JobSpec
 from serve_app import joblogs
 from serve_app.errors import VideoServeError
-from serve_app.jobstore import JobResult, result_key
-from serve_app.replica import QueueReporter
+from serve_app.jobs.store import JobResult, result_key
+from serve_app.runs.chains import STAGE_OUTPUT, StagePlan
+from serve_app.runs.replica import QueueReporter
 from serve_app.schemas import JobError, JobView
 from serve_app.settings import Secrets, StorageArgs
-from serve_app.stages import STAGE_OUTPUT, StagePlan
-from serve_app.storage import build_storage
+from serve_app.storage.backends import build_storage
 
-logger = logging.getLogger("serve_app.coordinator")
+logger = logging.getLogger("serve_app.runs.coordinator")
 CHECK_PERIOD_S = 1.0  # how often the chained job's cancel flag is read (and its heartbeat sent) during a stage
 MAX_ONGOING_CHAINS = 100  # chained jobs one coordinator replica follows at once: each only waits on its stages
 

@@ -16,13 +16,12 @@ import filetype
 import httpx
 from pydantic import BaseModel
 
-from deployments.base import ModelArgs
+from deployments.contract import ModelArgs, ModelSpec, StagedInput
 from deployments.media import MediaError, MediaInfo, probe
-from deployments.plugin import ModelSpec, StagedInput
 from serve_app.errors import InvalidInput, NotFound
-from serve_app.netguard import BlockedURL, pin_public_url, redact_url
 from serve_app.settings import InputArgs
-from serve_app.storage import Storage
+from serve_app.storage.backends import Storage
+from serve_app.storage.netguard import BlockedURL, pin_public_url, redact_url
 
 SNIFF_BYTES = 8192
 # review(media, keys): a last check of all staged inputs together (input name -> what it holds / its key), run

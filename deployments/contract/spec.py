@@ -1,8 +1,7 @@
-"""The plug-in contract: the one `ModelSpec` a model package declares so the spine can serve it.
+"""The `ModelSpec` a model package declares so the spine can serve it, and the request and stage shapes in it.
 
 The spine (serve_app) never names a model: it builds the request union, the `args:` sections, input staging,
-the queues and the deployments from the specs in its catalogue. A model package imports this module,
-`deployments.base` (the runner contract) and `serve_app.errors`, and nothing else of the spine.
+the queues and the deployments from the specs in its catalogue.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-from deployments.base import ModelArgs
+from deployments.contract.runner import ModelArgs
 
 if TYPE_CHECKING:
     from deployments.media import MediaInfo

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from serve_app.errors import NotFound
 from serve_app.schemas import JobError, JobRecord
-from serve_app.storage import Storage
+from serve_app.storage.backends import Storage
 
 
 class JobResult(BaseModel):

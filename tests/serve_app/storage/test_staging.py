@@ -19,8 +19,8 @@ from deployments.ltx2.request import LTX2Request
 from deployments.ltx2.spec import SPEC as LTX2
 from serve_app.errors import InvalidInput
 from serve_app.settings import InputArgs
-from serve_app.staging import InputStager
-from serve_app.storage import LocalStorage
+from serve_app.storage.backends import LocalStorage
+from serve_app.storage.staging import InputStager
 from tests.serve_app.conftest import REBINDING_HOST
 
 PNG = cv2.imencode(".png", np.full((64, 96, 3), 200, np.uint8))[1].tobytes()

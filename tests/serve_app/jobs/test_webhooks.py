@@ -12,8 +12,8 @@ from ipaddress import ip_network
 
 import httpx
 
+from serve_app.jobs.webhooks import Attempt, deliver, sign, verify
 from serve_app.settings import WebhookArgs
-from serve_app.webhooks import Attempt, deliver, sign, verify
 from tests.conftest import WEBHOOK_SECRET
 from tests.serve_app.conftest import REBINDING_HOST
 

@@ -1,7 +1,7 @@
 """The contract between the job queue and a model: what a job looks like to a runner, and what it returns.
 
 A *runner* is a plain Python object that holds one model's weights and turns one job into one video file.
-The Serve wrapper in `serve_app/replica.py` owns storage, the per-job directory and progress reporting,
+The Serve wrapper in the spine (`serve_app/runs/replica.py`) owns storage, the per-job directory and progress reporting,
 so a runner only sees local paths and a `Reporter`.
 """
 

@@ -9,8 +9,8 @@ from ipaddress import ip_network
 import httpx
 import pytest
 
-from serve_app.netguard import BlockedURL, pin_public_url, redact_url
-from serve_app.webhooks import sign
+from serve_app.jobs.webhooks import sign
+from serve_app.storage.netguard import BlockedURL, pin_public_url, redact_url
 from tests.conftest import WEBHOOK_SECRET
 from tests.serve_app.conftest import REBINDING_HOST, RebindingDNS
 

@@ -21,7 +21,7 @@ import pytest
 
 from serve_app.errors import NotFound, StorageError
 from serve_app.settings import StorageArgs
-from serve_app.storage import RetryingStorage, S3Storage
+from serve_app.storage.backends import RetryingStorage, S3Storage
 from tests.conftest import WebhookReceiver, app_args, deploy_app, get_job, wait_terminal, wait_until
 from tests.tcp_proxy import TcpProxy
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
+from serve_app.http.pages import DOCS_ASSETS, REDOC_LOGO, page_policies, redoc_bundle, storage_origins
 from serve_app.settings import StorageArgs
-from serve_app.webui import DOCS_ASSETS, REDOC_LOGO, page_policies, redoc_bundle, storage_origins
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.conftest import API_KEY, OTHER_KEY, app_args, url, wait_terminal
-from tests.serve_app.test_jobs_api import png_bytes
+from tests.serve_app.http.test_jobs_api import png_bytes
 
 ADMIN_KEY = "test-admin-key"
 

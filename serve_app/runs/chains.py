@@ -1,7 +1,7 @@
 """Chained jobs at submit: each stage's request is built from the chained job's request and staged inputs,
 then validated and planned by the stage's own model, so that every error is a 422 before anything runs.
 
-The plans are stored in the chained job's params (`stages`); the coordinator (`serve_app.coordinator`) submits
+The plans are stored in the chained job's params (`stages`); the coordinator (`serve_app.runs.coordinator`) submits
 them, one after the other, to their models' queues.
 """
 
@@ -12,11 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from deployments.base import ModelArgs
+from deployments.contract import FromInput, ModelArgs, ModelSpec, Stage, StagedInput
 from deployments.media import MediaInfo
-from deployments.plugin import FromInput, ModelSpec, Stage, StagedInput
 from serve_app.errors import InvalidInput
-from serve_app.staging import input_sources
+from serve_app.storage.staging import input_sources
 
 STAGE_OUTPUT = "stage:"  # an input source that is an earlier stage's output, resolved when that stage is done
 STAND_IN_KEY = "uploads/stage/{field}"  # what a bound field holds while its request is validated

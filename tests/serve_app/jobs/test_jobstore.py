@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from serve_app.jobstore import JobStore, listing_prefix
+from serve_app.jobs.store import JobStore, listing_prefix
 from serve_app.schemas import JobRecord
-from serve_app.storage import LocalStorage
+from serve_app.storage.backends import LocalStorage
 
 
 def record(job_id: str, idempotency_hash: str | None = None) -> JobRecord:

@@ -15,6 +15,7 @@ from fastapi.security import HTTPBearer
 
 from serve_app import metrics
 from serve_app.errors import InvalidInput, QueueFull, VideoServeError
+from serve_app.http.pages import add_pages
 from serve_app.schemas import (
     TERMINAL,
     CreatedView,
@@ -26,12 +27,11 @@ from serve_app.schemas import (
     PresignUploadView,
 )
 from serve_app.settings import StorageArgs
-from serve_app.webui import add_pages
 
 if TYPE_CHECKING:
-    from serve_app.gateway import Gateway
+    from serve_app.http.gateway import Gateway
 
-logger = logging.getLogger("serve_app.api")
+logger = logging.getLogger("serve_app.http.routes")
 bearer = HTTPBearer(auto_error=False, description="One of the keys in the API_KEYS environment variable.")
 MAX_WAIT_S = 60  # Prefer: wait=N; longer holds belong on the event stream
 SECURED = [Depends(bearer)]  # documents the scheme in /docs; the check itself is Gateway.authorize

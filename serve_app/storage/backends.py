@@ -26,7 +26,7 @@ from serve_app.errors import NotFound, StorageError
 from serve_app.metrics import STORAGE_OPERATIONS, timed_storage
 from serve_app.settings import Secrets, StorageArgs
 
-logger = logging.getLogger("serve_app.storage")
+logger = logging.getLogger("serve_app.storage.backends")
 # The calls that reach the endpoint (presigning is local); `ping` turns its own errors into StorageError.
 NETWORK_OPERATIONS = tuple(operation for operation in STORAGE_OPERATIONS if operation != "ping")
 RETRY_FIRST_DELAY_S = 0.5

@@ -13,7 +13,7 @@ import pytest
 
 from serve_app.errors import NotFound
 from serve_app.settings import Secrets, StorageArgs
-from serve_app.storage import LocalStorage, Storage, build_storage
+from serve_app.storage.backends import LocalStorage, Storage, build_storage
 
 
 @pytest.fixture

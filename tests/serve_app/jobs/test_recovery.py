@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 
-from serve_app.jobstore import JobStore
+from serve_app.jobs.store import JobStore
 from serve_app.schemas import JobRecord, utcnow
 from serve_app.settings import key_id_of
-from serve_app.storage import LocalStorage
+from serve_app.storage.backends import LocalStorage
 from tests.conftest import API_KEY, app_args, wait_terminal, wait_until
 
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from serve_app.netguard import BlockedURL, pin_public_url, redact_url
 from serve_app.settings import WebhookArgs
+from serve_app.storage.netguard import BlockedURL, pin_public_url, redact_url
 
-logger = logging.getLogger("serve_app.webhooks")
+logger = logging.getLogger("serve_app.jobs.webhooks")
 
 
 def secret_bytes(secret: str) -> bytes:

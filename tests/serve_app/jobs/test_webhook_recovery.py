@@ -8,10 +8,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from serve_app.jobstore import JobStore
+from serve_app.jobs.store import JobStore
 from serve_app.schemas import JobRecord, WebhookState, utcnow
 from serve_app.settings import key_id_of
-from serve_app.storage import LocalStorage
+from serve_app.storage.backends import LocalStorage
 from tests.conftest import API_KEY, WebhookReceiver, app_args, wait_until
 
 PENDING = 30

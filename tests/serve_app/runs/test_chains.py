@@ -11,16 +11,16 @@ import pytest
 from PIL import Image
 from scipy.io import wavfile
 
+from deployments.contract import FromInput, FromStage, ModelSpec, Stage
 from deployments.ltx2.params import VAE_TEMPORAL_RATIO
 from deployments.media import probe
-from deployments.plugin import FromInput, FromStage, ModelSpec, Stage
 from deployments.talking_video.spec import FRAME_GRID, clip_seconds
 from deployments.talking_video.spec import SPEC as TALKING_VIDEO
 from serve_app.catalogue import CATALOGUE
-from serve_app.coordinator import stage_job_id
 from serve_app.errors import InvalidInput
-from serve_app.gateway import JOB_SUFFIX
-from serve_app.stages import plan_stages
+from serve_app.http.gateway import JOB_SUFFIX
+from serve_app.runs.chains import plan_stages
+from serve_app.runs.coordinator import stage_job_id
 from tests.deployments.wav2lip.wav2lip_inputs import astronaut, speech_like
 from tests.plugin_model.spec import SPEC as FLIPBOOK
 

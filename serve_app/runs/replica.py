@@ -14,16 +14,16 @@ from pathlib import Path
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from deployments.base import JobSpec, ModelArgs, ModelRunner
+from deployments.contract import JobSpec, ModelArgs, ModelRunner
 from deployments.media import MediaError
 from serve_app import joblogs, metrics
 from serve_app.errors import InvalidInput, JobCancelled, JobFailed
-from serve_app.jobstore import JobResult, result_key
+from serve_app.jobs.store import JobResult, result_key
 from serve_app.schemas import JobError
 from serve_app.settings import Secrets, StorageArgs
-from serve_app.storage import build_storage, retrying
+from serve_app.storage.backends import build_storage, retrying
 
-logger = logging.getLogger("serve_app.replica")
+logger = logging.getLogger("serve_app.runs.replica")
 REPORT_MIN_INTERVAL_S = 0.5  # progress messages are coalesced; a stage change is always sent
 
 

@@ -1,6 +1,6 @@
 """Gateway: the ingress deployment (stateless). Auth, planning, input staging, routing by model to its queue.
 
-The routes themselves are in `serve_app.api`, built per replica from the catalogue this gateway is handed.
+The routes themselves are in `serve_app.http.routes`, built per replica from the catalogue this gateway is handed.
 """
 
 from __future__ import annotations
@@ -25,11 +25,9 @@ from pydantic import BaseModel
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.handle import DeploymentHandle
 
-from deployments.base import ModelArgs
+from deployments.contract import ModelArgs, ModelSpec
 from deployments.media import MediaInfo
-from deployments.plugin import ModelSpec
 from serve_app import joblogs
-from serve_app.api import build_api
 from serve_app.errors import (
     InvalidInput,
     JobNotFound,
@@ -40,8 +38,9 @@ from serve_app.errors import (
     Unavailable,
     VideoServeError,
 )
-from serve_app.jobstore import listing_prefix
-from serve_app.netguard import BlockedURL, pin_public_url
+from serve_app.http.routes import build_api
+from serve_app.jobs.store import listing_prefix
+from serve_app.runs.chains import plan_stages
 from serve_app.schemas import (
     Caller,
     CreatedView,
@@ -52,11 +51,11 @@ from serve_app.schemas import (
     PresignUploadView,
 )
 from serve_app.settings import Secrets, SpineArgs
-from serve_app.stages import plan_stages
-from serve_app.staging import InputStager, Review, input_sources
-from serve_app.storage import LocalStorage, build_storage, retrying
+from serve_app.storage.backends import LocalStorage, build_storage, retrying
+from serve_app.storage.netguard import BlockedURL, pin_public_url
+from serve_app.storage.staging import InputStager, Review, input_sources
 
-logger = logging.getLogger("serve_app.gateway")
+logger = logging.getLogger("serve_app.http.gateway")
 LIST_ENTRY = re.compile(r"\d{13}-[a-z][a-z0-9_]{0,31}-[0-9a-f]{32}")  # jobstore.listing_keys
 JOB_SUFFIX = re.compile(r"[0-9a-f]{32}")  # job ids are `<model>-<uuid4 hex>` (see generate)
 
@@ -74,7 +73,7 @@ async def call(response: Any) -> Any:
 
 
 class Gateway:
-    """The API's logic in front of one JobQueue per enabled model; `serve_app.api` maps HTTP onto it."""
+    """The API's logic in front of one JobQueue per enabled model; `serve_app.http.routes` maps HTTP onto it."""
 
     def __init__(
         self,

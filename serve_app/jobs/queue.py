@@ -22,15 +22,16 @@ from typing import Any
 
 from ray.serve.handle import DeploymentHandle
 
-from deployments.base import JobSpec, ModelArgs
-from serve_app import joblogs, metrics, webhooks
+from deployments.contract import JobSpec, ModelArgs
+from serve_app import joblogs, metrics
 from serve_app.errors import IdempotencyConflict, JobNotFound, NotFound, QueueFull, StorageError
-from serve_app.jobstore import JobResult, JobStore
+from serve_app.jobs import webhooks
+from serve_app.jobs.store import JobResult, JobStore
 from serve_app.schemas import TERMINAL, JobError, JobRecord, JobView, WebhookState, utcnow
 from serve_app.settings import Secrets, SpineArgs
-from serve_app.storage import build_storage, retrying
+from serve_app.storage.backends import build_storage, retrying
 
-logger = logging.getLogger("serve_app.queue")
+logger = logging.getLogger("serve_app.jobs.queue")
 RETENTION_SWEEP_PERIOD_S = 3600.0
 WATCH_PERIOD_S = 1.0  # how often a dispatched run's heartbeat is checked
 MAX_HEARTBEAT_S = 10.0  # a running job reports at least this often, and 4 times per heartbeat_timeout_s
