@@ -1,0 +1,69 @@
+"""The dispatch order: which waiting job of a model goes to its GPUs next. It owns the waiting jobs and nothing
+else; the queue tells it when a job starts running and when a run ends, so a policy may weigh what each tenant
+already used. `FifoOrder` is first come, first served."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+
+class DispatchOrder(Protocol):
+    """What the queue needs of a policy. Every call is cheap and synchronous (the queue's event loop calls it)."""
+
+    def push(self, job_id: str, tenant: str) -> None:
+        """A job is ready to run: a new one, or a queued one recovered after a restart."""
+
+    def discard(self, job_id: str) -> bool:
+        """Forget a waiting job (cancelled); False when it was not waiting."""
+
+    def pop(self) -> str | None:
+        """The job to dispatch now, taken out of the order; None when no waiting job may run yet."""
+
+    def started(self, job_id: str, tenant: str) -> None:
+        """A popped job was sent to the model."""
+
+    def ended(self, job_id: str, tenant: str, gpu_s: float) -> None:
+        """A dispatched job's run is over (any outcome), having used `gpu_s` GPU-seconds."""
+
+    def waiting(self) -> Iterator[str]:
+        """The waiting jobs in the order they would be dispatched now."""
+
+    def __contains__(self, job_id: object) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+
+class FifoOrder:
+    """First come, first served: jobs run in the order they became ready, whoever sent them."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, str] = {}  # job -> tenant; dicts keep insertion order
+
+    def push(self, job_id: str, tenant: str) -> None:
+        self._waiting[job_id] = tenant
+
+    def discard(self, job_id: str) -> bool:
+        return self._waiting.pop(job_id, None) is not None
+
+    def pop(self) -> str | None:
+        if not self._waiting:
+            return None
+        job_id = next(iter(self._waiting))
+        del self._waiting[job_id]
+        return job_id
+
+    def started(self, job_id: str, tenant: str) -> None:
+        """FIFO weighs nothing."""
+
+    def ended(self, job_id: str, tenant: str, gpu_s: float) -> None:
+        """FIFO weighs nothing."""
+
+    def waiting(self) -> Iterator[str]:
+        return iter(list(self._waiting))
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._waiting
+
+    def __len__(self) -> int:
+        return len(self._waiting)
