@@ -244,7 +244,7 @@ def odd_but_valid() -> list[Sample]:
         Sample("png_1x10000", image_bytes(marked(1, 10_000), "PNG"), "image/png", images, {"size": (1, 10_000)}),
         Sample(
             "jpeg_cmyk", image_bytes(marked(40, 30).convert("CMYK"), "JPEG"), "image/jpeg", images, {"size": (40, 30)}
-        ),  # fmt: skip
+        ),
         Sample("png_16bit", image_bytes(grey16, "PNG"), "image/png", images, {"size": (40, 30)}),
         Sample("png_alpha", image_bytes(rgba, "PNG"), "image/png", images, {"size": (40, 30)}),
         Sample("png_palette", image_bytes(palette, "PNG"), "image/png", images, {"size": (40, 30)}),
@@ -255,7 +255,7 @@ def odd_but_valid() -> list[Sample]:
             "video/mp4",
             frozenset({"video"}),
             {"size": (48, 64), "frames": 12},
-        ),  # fmt: skip
+        ),
         Sample("mp4_vfr", mp4(path_frames=12, vfr=True), "video/mp4", frozenset({"video"}), {"frames": 12}),
         Sample(
             "wav_mono_8k",
@@ -263,6 +263,6 @@ def odd_but_valid() -> list[Sample]:
             "audio/wav",
             frozenset({"audio"}),
             {"channels": 1, "seconds": 1.0},
-        ),  # fmt: skip
+        ),
         Sample("m4a_51_48k", surround_m4a(), "audio/mp4", frozenset({"audio"}), {"channels": 6, "seconds": 0.5}),
     ]

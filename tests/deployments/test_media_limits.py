@@ -143,7 +143,7 @@ def test_decoding_stops_at_the_limits_a_header_understated(corpus):
     with pytest.raises(ValueError, match="over 5 frames"):
         list(iter_frames(corpus["mp4_vfr"][1], limits=tight))
     short = LIMITS.audio.model_copy(update={"max_duration_s": 0.5})
-    with pytest.raises(ValueError, match="over the 0.5 s limit"):
+    with pytest.raises(ValueError, match=r"over the 0\.5 s limit"):
         decode_audio(corpus["wav_mono_8k"][1], limits=short)
 
 
