@@ -2,10 +2,20 @@
 
 - `spec`: the `ModelSpec` a package declares (request and args bases, staged inputs, chained stages);
 - `runner`: what a runner receives (`JobSpec`, `Reporter`) and returns (`RunOutput`);
-- `errors`: what a plan, an input check or a run may raise.
+- `errors`: what a plan, an input check or a run may raise;
+- `limits`: the bounds of each input kind a model accepts (`InputLimits` in its args).
 """
 
-from deployments.contract.errors import InvalidInput, JobCancelled, JobFailed, VideoServeError
+from deployments.contract.errors import (
+    InputTooLarge,
+    InvalidInput,
+    InvalidMedia,
+    JobCancelled,
+    JobFailed,
+    VideoServeError,
+    caller_safe,
+)
+from deployments.contract.limits import InputLimits, MediaLimits
 from deployments.contract.runner import (
     RANDOM_WEIGHTS,
     JobSpec,
@@ -38,12 +48,16 @@ __all__ = [
     "FromInput",
     "FromStage",
     "InputCheck",
+    "InputLimits",
+    "InputTooLarge",
     "InvalidInput",
+    "InvalidMedia",
     "JobCancelled",
     "JobFailed",
     "JobRequest",
     "JobSpec",
     "MediaKind",
+    "MediaLimits",
     "ModelArgs",
     "ModelRunner",
     "ModelSpec",
@@ -56,6 +70,7 @@ __all__ = [
     "StagedInput",
     "UploadKey",
     "VideoServeError",
+    "caller_safe",
     "exactly_one",
     "resolve_device",
 ]

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
+from deployments.contract.limits import InputLimits
+
 if TYPE_CHECKING:
     import torch
 
@@ -60,6 +62,10 @@ class ModelArgs(BaseModel):
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when a GPU is visible.")
     placement: PlacementArgs = Field(default_factory=PlacementArgs)
+    limits: InputLimits = Field(
+        default_factory=InputLimits,
+        description="Bounds of each input kind, checked from headers at staging and while the replica decodes.",
+    )
 
 
 def resolve_device(device: Literal["auto", "cpu", "cuda"]) -> torch.device:

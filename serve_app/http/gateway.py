@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from ray.serve.handle import DeploymentHandle
 
-from deployments.contract import ModelArgs, ModelSpec
+from deployments.contract import InputTooLarge, ModelArgs, ModelSpec
 from deployments.media import MediaInfo
 from serve_app import joblogs
 from serve_app.errors import (
@@ -192,11 +192,13 @@ class Gateway:
         if not key.startswith("uploads/") or not storage.verify("PUT", key, expires, signature):
             raise Unauthorized("bad or expired signature")
         limit, size = int(self._args.inputs.max_input_mb * 1024 * 1024), 0
+        if int(request.headers.get("content-length") or 0) > limit:  # refused before a byte is read
+            raise InputTooLarge("body", f"upload is over the {limit} byte limit")
         with tempfile.NamedTemporaryFile(prefix="upload-") as spool:  # on disk: an upload may be hundreds of MB
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > limit:
-                    raise InvalidInput("body", f"upload is over the {limit} byte limit")
+                if size > limit:  # a chunked body states no length: counted as it comes, nothing stored
+                    raise InputTooLarge("body", f"upload is over the {limit} byte limit")
                 spool.write(chunk)
             spool.flush()
             await asyncio.to_thread(storage.put_file, key, Path(spool.name))

@@ -22,12 +22,12 @@ from typing import Any
 
 from ray.serve.handle import DeploymentHandle
 
-from deployments.contract import ModelArgs
+from deployments.contract import ModelArgs, caller_safe
 from serve_app import joblogs, metrics
 from serve_app.errors import QueueFull, StorageError
 from serve_app.jobs.attempts import ModelCalls
 from serve_app.jobs.dispatch import DispatchOrder, FifoOrder
-from serve_app.jobs.failures import RunLost, caller_safe, final_error, lost_run_reason
+from serve_app.jobs.failures import RunLost, final_error, lost_run_reason
 from serve_app.jobs.notify import Watchers, WebhookSender
 from serve_app.jobs.records import RecordBook
 from serve_app.jobs.recovery import recover
