@@ -164,3 +164,31 @@ class PresignUploadView(BaseModel):
 class PresignDownloadView(BaseModel):
     download_url: str
     expires_in: int
+
+
+class UsageTotals(BaseModel):
+    """Sums over a set of ended jobs."""
+
+    jobs: dict[str, int] = Field(default_factory=dict, description="Ended jobs by status.")
+    queued_s: float = 0.0
+    run_s: float = 0.0
+    gpu_s: float = 0.0
+    billable_gpu_s: float = 0.0
+    cost: float = 0.0
+
+
+class UsageRow(UsageTotals):
+    """The totals of one tenant for one day or one model."""
+
+    tenant: str
+    group: str = Field(description="The day (YYYY-MM-DD) or the model, as `group_by` asked.")
+
+
+class UsageView(BaseModel):
+    """`GET /api/v1/usage`: ended jobs counted from the usage ledger, by the UTC day they were submitted."""
+
+    start: str = Field(description="First day counted (YYYY-MM-DD, UTC).")
+    end: str = Field(description="Last day counted (YYYY-MM-DD, UTC), included.")
+    group_by: Literal["day", "model"]
+    rows: list[UsageRow]
+    totals: UsageTotals

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeFloat,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     SecretStr,
@@ -119,10 +120,12 @@ class TenantLimits(_Args):
     weight: PositiveFloat = Field(
         1.0, description="Share of the GPUs under contention: a tenant of weight 2 gets twice the GPU time of one of 1."
     )
-    max_queued: PositiveInt | dict[str, PositiveInt] | None = Field(
+    max_queued: NonNegativeInt | dict[str, NonNegativeInt] | None = Field(
         None,
         description="Jobs of this tenant waiting to run, per model, before 429 rate_limited: one number for every "
-        "model, or `{model: number}` (models not named have no limit); None = no limit.",
+        "model, or `{model: number}` (models not named have no limit); None = no limit. 0 with `max_running`: "
+        "a job is taken only if it can run at once (a concurrency limit; the 429 names max_running); 0 without "
+        "it bars the tenant from the model.",
     )
     max_running: PositiveInt | dict[str, PositiveInt] | None = Field(
         None,
