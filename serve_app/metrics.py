@@ -236,11 +236,12 @@ def job_finished(record: JobRecord) -> None:
     _observe("video_job_e2e_seconds", (end - record.created_at).total_seconds(), model=model, status=status)
 
 
-def job_usage(record: JobRecord) -> None:
-    """An ended job of a tenant: its GPU-seconds, billable GPU-seconds and cost, and its status."""
+def job_usage(record: JobRecord, gpu: bool = True) -> None:
+    """An ended job of a tenant: its status and (`gpu`: not a chain, whose stages count theirs) its GPU-seconds,
+    billable GPU-seconds and cost."""
     tenant, model = record.tenant or "default", record.model
     _inc("video_tenant_jobs_finished_total", model=model, tenant=tenant, status=record.status)
-    if record.usage is None:
+    if record.usage is None or not gpu:
         return
     _add("video_gpu_seconds_total", record.usage.gpu_s, model=model, tenant=tenant)
     _add("video_billable_gpu_seconds_total", record.usage.billable_gpu_s, model=model, tenant=tenant)
