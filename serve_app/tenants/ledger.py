@@ -20,7 +20,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from serve_app.errors import InvalidInput, NotFound
-from serve_app.schemas import JobRecord, JobStatus, Usage, UsageRow, UsageTotals, UsageView
+from serve_app.schemas import Caller, JobRecord, JobStatus, Usage, UsageRow, UsageTotals, UsageView
 from serve_app.storage.backends import Storage
 
 LEDGER_PREFIX = "usage"
@@ -108,6 +108,15 @@ class Ledger:
     def report(self, first: date, last: date, tenant: str | None, group_by: GroupBy) -> UsageView:
         """The totals of `tenant` (None: every tenant, one row each) per day or per model."""
         return aggregate(self.entries(first, last, tenant), first, last, group_by)
+
+    def report_for(
+        self, caller: Caller, start: str | None, end: str | None, group_by: GroupBy, tenant: str | None, today: date
+    ) -> UsageView:
+        """`GET /api/v1/usage`: the caller's tenant's totals; an admin key's: `tenant`'s, or every tenant's."""
+        first, last = report_days(start, end, today)
+        if not caller.admin and tenant not in (None, caller.tenant):
+            raise InvalidInput("tenant", "only an admin key may ask for another tenant's usage")
+        return self.report(first, last, tenant if caller.admin else caller.tenant, group_by)
 
     def _read(self, key: str) -> LedgerEntry | None:
         try:

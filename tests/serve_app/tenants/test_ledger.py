@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from serve_app.errors import InvalidInput
-from serve_app.schemas import JobRecord, Usage
+from serve_app.schemas import Caller, JobRecord, Usage
 from serve_app.storage.backends import LocalStorage
 from serve_app.tenants.ledger import Ledger, LedgerEntry, entry_of, report_days
 
@@ -99,3 +99,15 @@ def test_report_days_default_and_are_checked() -> None:
         report_days(None, "yesterday", DAY)
     with pytest.raises(InvalidInput, match="366 days"):
         report_days("2024-01-01", "2026-01-01", DAY)
+
+
+def test_a_caller_sees_its_own_tenant_and_an_admin_any(ledger: Ledger) -> None:
+    for job in (entry("a-1", "acme", "m", DAY, 10), entry("b-1", "beta", "m", DAY, 7)):
+        ledger.write(job)
+    acme, admin = Caller("acme", tenant="acme"), Caller("ops", admin=True, tenant="ops")
+    assert [r.tenant for r in ledger.report_for(acme, None, None, "day", None, DAY).rows] == ["acme"]
+    assert [r.tenant for r in ledger.report_for(acme, None, None, "day", "acme", DAY).rows] == ["acme"]
+    with pytest.raises(InvalidInput, match="tenant: only an admin"):
+        ledger.report_for(acme, None, None, "day", "beta", DAY)
+    assert [r.tenant for r in ledger.report_for(admin, None, None, "day", None, DAY).rows] == ["acme", "beta"]
+    assert [r.tenant for r in ledger.report_for(admin, None, None, "day", "beta", DAY).rows] == ["beta"]
