@@ -1,6 +1,7 @@
 """TenantAccounts: a JobQueue's part for tenants. It says whose a job is, checks the tenant's per-model limits
 at submit, times each attempt's run, and at the terminal state sets the job's usage, writes its ledger entry and
-tells the limiter what it cost.
+tells the limiter what it cost. It also keeps the dispatch order's shares in `index/{model}/fairshare.json`, so a
+restarted queue dispatches with the shares its predecessor had.
 
 Order at the end of a job: `close` (usage into the record) -> `bill` (the ledger entry) -> the terminal record.
 The entry is written before the record leaves the active index, so a queue that dies in between ends the job
@@ -10,15 +11,17 @@ again after its restart and rewrites the same entry: each job is counted once.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 
 from deployments.contract import PlacementArgs
 from serve_app import metrics
-from serve_app.errors import RateLimited
+from serve_app.errors import NotFound, RateLimited
 from serve_app.jobs.fairshare import FairShareOrder
 from serve_app.schemas import JobRecord, Usage, utcnow
 from serve_app.settings import DEFAULT_TENANT, TenantsArgs
+from serve_app.storage.backends import Storage
 from serve_app.tenants.ledger import Ledger, LedgerEntry, entry_of
 from serve_app.tenants.limits import check_submit
 from serve_app.tenants.usage import accelerator_of, chain_usage, run_ended, run_gpu_s, run_started, usage_of
@@ -40,13 +43,16 @@ class TenantAccounts:
         model: str,
         tenants: TenantsArgs,
         placement: PlacementArgs,
-        ledger: Ledger,
+        storage: Storage,
         charge: Charge | None = None,
         retry_after_s: int = 30,
         chain: bool = False,
     ) -> None:
-        self._model, self._tenants, self._ledger, self._charge = model, tenants, ledger, charge
+        self._model, self._tenants, self._charge = model, tenants, charge
+        self._storage, self._ledger = storage, Ledger(storage)
         self._chain = chain
+        self._billed: set[str] = set()  # jobs billed by this replica: a retried terminal write bills once
+        self._shares_key, self._saved_shares = f"index/{model}/fairshare.json", ""
         self._accelerator, self._devices = accelerator_of(placement)
         self._retry_after_s = retry_after_s
 
@@ -90,12 +96,35 @@ class TenantAccounts:
     async def bill(self, record: JobRecord) -> None:
         """Write the ended job's ledger entry (idempotent) and tell the limiter. Raises StorageError when the
         entry cannot be written: the caller keeps the job unwritten and tries again."""
+        if record.job_id in self._billed:
+            return
         entry = entry_of(record)
         if entry is not None:  # None for a chain's stage: it is in its chain's entry
             await asyncio.to_thread(self._ledger.write, entry)
+        self._billed.add(record.job_id)
         metrics.job_usage(record, gpu=not self._chain)  # a chain's GPU time is counted by its stages' models
         if entry is not None and self._charge is not None:
             try:
                 await self._charge(entry)
             except Exception as exc:  # the limiter restarting: it rebuilds the day from the ledger anyway
                 logger.warning("job %s: limiter not told of its usage (%s)", record.job_id, exc)
+
+    def job_gpu_s(self, record: JobRecord) -> float:
+        """GPU-seconds of every run of the job so far (what the dispatch order is told when its runs end)."""
+        return sum(run_gpu_s(run) for run in record.runs)
+
+    async def save_shares(self, shares: dict[str, float]) -> None:
+        """Keep the dispatch order's used GPU-seconds per tenant in storage (when they changed), for a restart."""
+        body = json.dumps(shares, sort_keys=True)
+        if body != self._saved_shares:
+            await asyncio.to_thread(self._storage.put_bytes, self._shares_key, body.encode(), "application/json")
+            self._saved_shares = body
+
+    async def load_shares(self) -> dict[str, float]:
+        """The used GPU-seconds per tenant a previous replica saved; empty the first time."""
+        try:
+            body = await asyncio.to_thread(self._storage.get_bytes, self._shares_key)
+        except NotFound:
+            return {}
+        self._saved_shares = body.decode()
+        return {str(tenant): float(gpu_s) for tenant, gpu_s in json.loads(body).items()}
