@@ -91,6 +91,7 @@ class JobSpec(BaseModel):
     inputs: dict[str, str] = Field(default_factory=dict, description="Input name -> storage key.")
     output_key: str
     heartbeat_s: PositiveFloat = Field(10.0, description="Report at least this often while running.")
+    tenant: str | None = Field(None, description="Whose job it is (a key's name); a chain gives it to its stages.")
 
 
 class RunOutput(BaseModel):

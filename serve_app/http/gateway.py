@@ -13,6 +13,7 @@ import re
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,13 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.contract import InputTooLarge, ModelArgs, ModelSpec
 from deployments.media import MediaInfo
-from serve_app import joblogs
+from serve_app import joblogs, metrics
 from serve_app.errors import (
     InvalidInput,
     JobNotFound,
     JobNotReady,
     NotFound,
+    RateLimited,
     StorageError,
     Unauthorized,
     Unavailable,
@@ -44,11 +46,13 @@ from serve_app.schemas import (
     PresignDownloadView,
     PresignUploadRequest,
     PresignUploadView,
+    UsageView,
 )
 from serve_app.settings import Secrets, SpineArgs
 from serve_app.storage.backends import LocalStorage, build_storage, retrying
 from serve_app.storage.netguard import BlockedURL, pin_public_url
 from serve_app.storage.staging import InputStager, Review, input_sources
+from serve_app.tenants.ledger import GroupBy, Ledger
 
 logger = logging.getLogger("serve_app.http.gateway")
 JOB_SUFFIX = re.compile(r"[0-9a-f]{32}")  # job ids are `<model>-<uuid4 hex>` (see generate)
@@ -65,14 +69,19 @@ class Gateway:
         request_type: Any,
         model_args: dict[str, ModelArgs],
         queues: dict[str, DeploymentHandle],
+        limiter: DeploymentHandle | None = None,
     ) -> None:
         joblogs.route_logs_to_serve()
         self._args, self._secrets = args, secrets
         self._specs = {spec.name: spec for spec in specs}
         self._request_type = request_type
         self._model_args, self._queues = model_args, queues
-        self._keys = [(k.key.get_secret_value().encode(), Caller(k.key_id, k.admin)) for k in secrets.api_keys]
+        self._keys = [
+            (k.key.get_secret_value().encode(), Caller(k.key_id, k.admin, k.tenant)) for k in secrets.api_keys
+        ]
+        self._limiter = limiter
         self._storage = build_storage(args.storage, secrets)  # requests fail fast in an outage: 503
+        self._ledger = Ledger(self._storage)  # usage reports read the ledger; they fail fast in an outage
         self._cleanup_storage = retrying(self._storage, args.storage)  # cleanups wait storage out
         self._cleanups: set[asyncio.Task] = set()
         self._stager = InputStager(self._storage, args.inputs)
@@ -107,7 +116,15 @@ class Gateway:
         try:
             view, created = await call(
                 queue.submit.remote(
-                    job_id, params, inputs, str(webhook_url) if webhook_url else None, idem, body_hash, caller.key_id
+                    job_id,
+                    params,
+                    inputs,
+                    str(webhook_url) if webhook_url else None,
+                    idem,
+                    body_hash,
+                    caller.key_id,
+                    tenant=caller.tenant,
+                    admin=caller.admin,
                 )
             )
         except (Unavailable, asyncio.CancelledError):
@@ -124,6 +141,29 @@ class Gateway:
         if not created:  # a concurrent duplicate won the race: drop this request's staged copy
             await asyncio.to_thread(self._storage.delete_prefix, f"jobs/{job_id}")
         return CreatedView(**view.model_dump()), created
+
+    async def admit(self, caller: Caller, model: str) -> dict[str, str]:
+        """Count a submission against the caller's tenant limits spanning models (429 over one); the RateLimit
+        headers of the answer. With the limiter restarting, the job is let through: a few seconds unlimited are
+        better than an API that refuses every job."""
+        if self._limiter is None:
+            return {}
+        try:
+            quota = await call(self._limiter.admit.remote(caller.tenant, caller.admin))
+        except RateLimited as refused:
+            metrics.tenant_rejected(model, caller.tenant, refused.limit)
+            raise
+        except Unavailable:
+            logger.warning("tenant limiter unavailable: submission of %s let through unchecked", caller.tenant)
+            return {}
+        return quota.headers()
+
+    async def usage(
+        self, caller: Caller, start: str | None, end: str | None, group_by: GroupBy, tenant: str | None
+    ) -> UsageView:
+        """`GET /api/v1/usage`: the caller's tenant's totals from the ledger (an admin's: any tenant, or all)."""
+        today = datetime.now(UTC).date()
+        return await asyncio.to_thread(self._ledger.report_for, caller, start, end, group_by, tenant, today)
 
     async def get_job(self, job_id: str, caller: Caller) -> JobView:
         """The job's current view, from its model's queue; another key's job is a 404."""
@@ -239,7 +279,7 @@ class Gateway:
     def authorize(self, request: Request) -> Caller:
         """Check the Bearer key in constant time against every key; returns the caller (a key id, never the key)."""
         if not self._args.gateway.require_auth:
-            return Caller("anonymous")
+            return Caller("anonymous")  # tenant `default`
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         presented = token.strip().encode()
         if scheme.lower() == "bearer" and presented:

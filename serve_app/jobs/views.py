@@ -27,6 +27,7 @@ def job_view(record: JobRecord, queue_position: int | None, result_url: str | No
         params=record.params,
         details=record.details,
         weights=record.weights,
+        usage=record.usage,
     )
 
 
