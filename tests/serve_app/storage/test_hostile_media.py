@@ -43,7 +43,7 @@ def hostile_app(serve_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def upload(client: httpx.Client, kind: str, sample: Sample) -> str:
     subtype = sample.content_type.split("/")[1]  # declared as the field's kind: the bytes decide, not the label
-    body = {"input_type": kind, "content_type": f"{kind}/{subtype}"}
+    body = {"input_type": kind, "content_type": f"{kind}/{subtype}", "size": len(sample.data)}
     presign = client.post("/api/v1/presign/upload", json=body)
     assert presign.status_code == 200, presign.text
     put = httpx.put(presign.json()["upload_url"], content=sample.data, timeout=30)
@@ -177,14 +177,17 @@ def test_a_staged_image_swapped_for_a_bomb_fails_once_as_invalid_image(hostile_a
 
 
 def test_an_upload_over_the_size_limit_is_413_and_nothing_is_stored(hostile_app):
-    client = hostile_app.client
-    presign = client.post("/api/v1/presign/upload", json={"input_type": "audio", "content_type": "audio/wav"}).json()
-    too_big = b"\0" * (200 * 1024 * 1024 + 1)  # one byte over inputs.max_input_mb (200)
+    """A presign over the largest audio file any model takes (200 MiB, inputs.max_input_mb) gets no URL; a URL
+    signed for a small file refuses a bigger body, declared or chunked, before storing a byte."""
+    client, limit = hostile_app.client, 200 * 1024 * 1024
+    slot = {"input_type": "audio", "content_type": "audio/wav"}
+    refused = client.post("/api/v1/presign/upload", json=slot | {"size": limit + 1})
+    assert refused.status_code == 413 and f"over the {limit} byte limit" in refused.text, refused.text
+    presign = client.post("/api/v1/presign/upload", json=slot | {"size": 1024}).json()
+    too_big = b"\0" * (8 * 1024 * 1024)
     answer = httpx.put(presign["upload_url"], content=too_big, timeout=60)
     assert answer.status_code == 413, answer.text
     assert not any(hostile_app.data_dir.glob(presign["key"] + "*")), "the refused body was stored"
-    chunked = httpx.put(
-        presign["upload_url"], content=iter([too_big[: 100 * 2**20], too_big[100 * 2**20 :]]), timeout=60
-    )
+    chunked = httpx.put(presign["upload_url"], content=iter([too_big[:1000], too_big[1000:]]), timeout=60)
     assert chunked.status_code == 413, chunked.text
     assert not (hostile_app.data_dir / presign["key"]).exists()
