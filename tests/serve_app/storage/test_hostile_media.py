@@ -11,6 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -191,3 +192,19 @@ def test_an_upload_over_the_size_limit_is_413_and_nothing_is_stored(hostile_app)
     chunked = httpx.put(presign["upload_url"], content=iter([too_big[:1000], too_big[1000:]]), timeout=60)
     assert chunked.status_code == 413, chunked.text
     assert not (hostile_app.data_dir / presign["key"]).exists()
+
+
+def test_a_chained_input_over_a_stage_models_limit_is_a_422_at_submit(deploy, local_storage):
+    """48 kHz speech is within talking_video's own limits but over this Wav2Lip's (16 kHz here): the talking_video
+    job is refused at submit naming its `audio_key` and Wav2Lip's limit, and nothing of it is kept."""
+    chain = {"enabled": True, "placement": {"num_cpus": 0, "min_replicas": 1, "max_replicas": 1}}
+    tight = {"limits": {"audio": {"max_sample_rate": 16_000}}}
+    client = deploy(app_args(local_storage, talking_video=chain, wav2lip=tight))
+    photo = upload(client, "image", Sample("face", face_png_bytes(), "image/png"))
+    speech = upload(client, "audio", Sample("speech", wav(rate=48_000), "audio/wav"))
+    answer = client.post("/api/v1/generate", json={"model": "talking_video", "image_key": photo, "audio_key": speech})
+    assert answer.status_code == 422, answer.text
+    fields = answer.json()["error"]["fields"]
+    assert fields[0]["field"] == "audio_key" and "wav2lip.limits.audio.max_sample_rate" in fields[0]["message"], fields
+    jobs = Path(local_storage["local_dir"]) / "jobs"
+    assert not jobs.exists() or not any(jobs.iterdir()), "the refused job left files behind"
