@@ -22,6 +22,12 @@ class PresignUploadRequest(BaseModel):
 
     input_type: Literal["image", "video", "audio"]
     content_type: str = Field(pattern=r"^(image|video|audio)/[A-Za-z0-9.+-]{1,64}$", description="MIME type.")
+    size: int = Field(
+        ge=0,
+        description="The file's exact size in bytes. The upload URL is signed for this length: a PUT of any other "
+        "length is refused and stores nothing. Over the largest file any enabled model takes for `input_type`, "
+        "the presign itself is refused (413).",
+    )
     job_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Groups uploads; optional.")
 
     @model_validator(mode="after")

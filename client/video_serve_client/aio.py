@@ -64,11 +64,12 @@ class AsyncClient:
 
     async def upload(self, path: Path, kind: str, content_type: str) -> str:
         """PUT a local file through a presigned URL; returns the key to pass as `*_key`."""
-        body = {"input_type": kind, "content_type": content_type}
+        data = path.read_bytes()  # the URL is signed for this exact size
+        body = {"input_type": kind, "content_type": content_type, "size": len(data)}
         signed = await self.request("POST", "/api/v1/presign/upload", json=body)
         async with httpx.AsyncClient(timeout=600) as raw:
             headers = {"Content-Type": content_type}
-            response = await raw.put(signed["upload_url"], content=path.read_bytes(), headers=headers)
+            response = await raw.put(signed["upload_url"], content=data, headers=headers)
         if not response.is_success:
             check(response)
         return signed["key"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,8 +64,9 @@ class Client:
 
     def upload(self, path: Path, kind: str, content_type: str) -> str:
         """PUT a local file through a presigned URL; returns the key to pass as `*_key`."""
-        signed = self.request("POST", "/api/v1/presign/upload", json={"input_type": kind, "content_type": content_type})
-        with path.open("rb") as f:
+        with path.open("rb") as f:  # the URL is signed for the file's exact size; httpx sends it as Content-Length
+            body = {"input_type": kind, "content_type": content_type, "size": os.fstat(f.fileno()).st_size}
+            signed = self.request("POST", "/api/v1/presign/upload", json=body)
             check_put(httpx.put(signed["upload_url"], content=f, headers={"Content-Type": content_type}, timeout=600))
         return signed["key"]
 

@@ -51,7 +51,7 @@ from serve_app.schemas import (
 from serve_app.settings import Secrets, SpineArgs
 from serve_app.storage.backends import LocalStorage, build_storage, retrying
 from serve_app.storage.netguard import BlockedURL, pin_public_url
-from serve_app.storage.staging import InputStager, Review, input_sources
+from serve_app.storage.staging import InputStager, Review, input_sources, upload_limit
 from serve_app.tenants.ledger import GroupBy, Ledger
 
 logger = logging.getLogger("serve_app.http.gateway")
@@ -200,13 +200,17 @@ class Gateway:
     # ---- uploads and downloads ------------------------------------------------------------------
 
     def presign_upload(self, body: PresignUploadRequest, caller: Caller) -> PresignUploadView:
-        """A signed PUT URL under `uploads/{key_id}-{group}/`, named by input type and MIME subtype."""
+        """A signed PUT URL under `uploads/{key_id}-{group}/`, named by input type and MIME subtype, for a body of
+        exactly `body.size` bytes (both backends refuse any other length); a size over the limit is refused here."""
+        limit = upload_limit(body.input_type, self._model_args.values(), self._args.inputs)
+        if body.size > limit:
+            raise InputTooLarge("size", f"{body.size} bytes is over the {limit} byte limit of {body.input_type} files")
         subtype = re.sub(r"[^a-z0-9]", "", body.content_type.split("/")[1].lower())[:10] or "bin"
         ext = (mimetypes.guess_extension(body.content_type) or subtype).lstrip(".")  # audio/wav is not in mimetypes
         group = f"{upload_prefix(caller.key_id)}{body.job_id or uuid.uuid4().hex}"
         key = f"{group}/{body.input_type}-{uuid.uuid4().hex[:8]}.{ext}"
         expires = self._args.storage.presign_expires_s
-        url = self._storage.presign_put(key, body.content_type, expires)
+        url = self._storage.presign_put(key, body.content_type, body.size, expires)
         return PresignUploadView(upload_url=url, key=key, expires_in=expires)
 
     async def presign_download(self, job_id: str, caller: Caller) -> PresignDownloadView:
@@ -226,20 +230,24 @@ class Gateway:
             raise NotFound(f"no object {key}")
         return FileResponse(path, media_type=mimetypes.guess_type(key)[0] or "application/octet-stream")
 
-    async def upload_file(self, key: str, expires: int, signature: str, request: Request) -> dict[str, Any]:
-        """The local backend's signed PUT, for presigned uploads only, capped at the input size limit."""
+    async def upload_file(self, key: str, expires: int, size: int, signature: str, request: Request) -> dict[str, Any]:
+        """The local backend's signed PUT, for presigned uploads only: a body of exactly the signed `size` (checked
+        at presign against the limit) is stored; a longer one is 413, a shorter one 422, and neither stores a byte."""
         storage = self._local_storage()
-        if not key.startswith("uploads/") or not storage.verify("PUT", key, expires, signature):
+        if not key.startswith("uploads/") or not storage.verify("PUT", key, expires, signature, size):
             raise Unauthorized("bad or expired signature")
-        limit, size = int(self._args.inputs.max_input_mb * 1024 * 1024), 0
-        if int(request.headers.get("content-length") or 0) > limit:  # refused before a byte is read
-            raise InputTooLarge("body", f"upload is over the {limit} byte limit")
+        declared = request.headers.get("content-length")
+        if declared is not None and int(declared) != size:  # refused before a byte is read
+            raise _wrong_length(int(declared), size)
+        received = 0
         with tempfile.NamedTemporaryFile(prefix="upload-") as spool:  # on disk: an upload may be hundreds of MB
             async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:  # a chunked body states no length: counted as it comes, nothing stored
-                    raise InputTooLarge("body", f"upload is over the {limit} byte limit")
+                received += len(chunk)
+                if received > size:  # a chunked body states no length: counted as it comes, nothing stored
+                    raise _wrong_length(received, size)
                 spool.write(chunk)
+            if received != size:
+                raise _wrong_length(received, size)
             spool.flush()
             await asyncio.to_thread(storage.put_file, key, Path(spool.name))
         return {"key": key, "size": size}
@@ -325,6 +333,13 @@ class Gateway:
             await pin_public_url(str(url), self._args.webhooks.allow_networks)
         except BlockedURL as exc:
             raise InvalidInput("webhook_url", f"refused: {exc}") from None
+
+
+def _wrong_length(length: int, size: int) -> InvalidInput:
+    """A PUT body whose length is not the one its URL was signed for: 413 when longer."""
+    if length > size:
+        return InputTooLarge("body", f"over the {size} bytes this upload URL was signed for")
+    return InvalidInput("body", f"{length} bytes, but this upload URL was signed for {size}")
 
 
 def upload_prefix(key_id: str) -> str:

@@ -183,9 +183,9 @@ def build_api(
         return gateway.download_file(key, expires, signature)
 
     @app.put("/files/{key:path}", include_in_schema=False)
-    async def upload_file(key: str, expires: int, signature: str, request: Request) -> JSONResponse:
-        """The local backend's signed PUT, for presigned uploads only, capped at the input size limit."""
-        return JSONResponse(await gateway.upload_file(key, expires, signature, request))
+    async def upload_file(key: str, expires: int, size: int, signature: str, request: Request) -> JSONResponse:
+        """The local backend's signed PUT, for presigned uploads only: a body of exactly the signed size."""
+        return JSONResponse(await gateway.upload_file(key, expires, size, signature, request))
 
     @app.get("/health", tags=["ops"])
     async def health() -> JSONResponse:

@@ -41,7 +41,9 @@ def client(serve_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def upload(client: httpx.Client, body: bytes) -> str:
-    slot = client.post("/api/v1/presign/upload", json={"input_type": "image", "content_type": "image/png"})
+    slot = client.post(
+        "/api/v1/presign/upload", json={"input_type": "image", "content_type": "image/png", "size": len(body)}
+    )
     assert slot.status_code == 200, slot.text
     put = httpx.put(slot.json()["upload_url"], content=body, headers={"content-type": "image/png"})
     assert put.status_code == 200, put.text

@@ -151,7 +151,7 @@ async function upload(field, kind, file) {
   try {
     presign = await api("/api/v1/presign/upload", {
       method: "POST",
-      json: { input_type: kind, content_type: contentTypeOf(file, kind) },
+      json: { input_type: kind, content_type: contentTypeOf(file, kind), size: file.size },
     });
   } catch (error) {
     throw new FieldError(field, error.message);
