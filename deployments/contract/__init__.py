@@ -2,6 +2,7 @@
 
 - `spec`: the `ModelSpec` a package declares (request and args bases, staged inputs, chained stages);
 - `runner`: what a runner receives (`JobSpec`, `Reporter`) and returns (`RunOutput`);
+- `videos_api`: how a model answers on the OpenAI Videos API surface (`OpenAIMapping`);
 - `errors`: what a plan, an input check or a run may raise.
 """
 
@@ -31,6 +32,7 @@ from deployments.contract.spec import (
     UploadKey,
     exactly_one,
 )
+from deployments.contract.videos_api import OpenAIMapping, Reference, VideoFields, describe_from_params
 
 __all__ = [
     "MODEL_NAME",
@@ -47,15 +49,19 @@ __all__ = [
     "ModelArgs",
     "ModelRunner",
     "ModelSpec",
+    "OpenAIMapping",
     "PlacementArgs",
     "Plan",
+    "Reference",
     "Reporter",
     "RunOutput",
     "Stage",
     "StageRequest",
     "StagedInput",
     "UploadKey",
+    "VideoFields",
     "VideoServeError",
+    "describe_from_params",
     "exactly_one",
     "resolve_device",
 ]

@@ -39,6 +39,7 @@ from serve_app.errors import (
     VideoServeError,
 )
 from serve_app.http.routes import build_api
+from serve_app.http.videos_schemas import VideosContext
 from serve_app.jobs.store import listing_prefix
 from serve_app.runs.chains import plan_stages
 from serve_app.schemas import (
@@ -106,9 +107,11 @@ class Gateway:
 
     # ---- jobs -----------------------------------------------------------------------------------
 
-    async def generate(self, body: BaseModel, caller: Caller, idempotency_key: str | None) -> tuple[CreatedView, bool]:
+    async def generate(
+        self, body: BaseModel, caller: Caller, idempotency_key: str | None, labels: dict[str, str] | None = None
+    ) -> tuple[CreatedView, bool]:
         """Plan, stage and queue a job; returns (view, created). The job is in storage before this returns;
-        the same Idempotency-Key returns the same job with created False."""
+        the same Idempotency-Key returns the same job with created False; `labels` go into its record."""
         model = body.model  # type: ignore[attr-defined]
         queue = self._queues.get(model)
         if queue is None:
@@ -117,6 +120,7 @@ class Gateway:
         params = spec.plan(body, self._model_args[model])
         webhook_url = body.webhook_url  # type: ignore[attr-defined]
         await self._check_webhook(webhook_url)
+        webhook = str(webhook_url) if webhook_url else None
         self._check_upload_owner(spec, body, caller)
         idem = _digest(caller.key_id, idempotency_key) if idempotency_key else None
         body_hash = _digest(body.model_dump_json()) if idem else None
@@ -132,7 +136,7 @@ class Gateway:
         try:
             view, created = await call(
                 queue.submit.remote(
-                    job_id, params, inputs, str(webhook_url) if webhook_url else None, idem, body_hash, caller.key_id
+                    job_id, params, inputs, webhook, idem, body_hash, caller.key_id, labels=labels or {}
                 )
             )
         except (Unavailable, asyncio.CancelledError):
@@ -245,6 +249,20 @@ class Gateway:
             spool.flush()
             await asyncio.to_thread(storage.put_file, key, Path(spool.name))
         return {"key": key, "size": size}
+
+    # ---- what the OpenAI Videos surface (serve_app.http.videos) needs besides the calls above ----
+
+    def videos_context(self) -> VideosContext:
+        """The enabled models with their args, the storage, and the limits the `/v1/videos` answers show."""
+        models = {name: (self._specs[name], args) for name, args in self._model_args.items() if name in self._queues}
+        retention = self._args.queue.retention_days
+        return VideosContext(
+            models=models,
+            storage=self._storage,
+            max_input_bytes=int(self._args.inputs.max_input_mb * 1024 * 1024),
+            presign_expires_s=self._args.storage.presign_expires_s,
+            retention_s=retention * 86400 if retention else None,
+        )
 
     # ---- health ---------------------------------------------------------------------------------
 

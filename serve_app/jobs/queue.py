@@ -92,6 +92,7 @@ class JobQueue:
         body_hash: str | None = None,
         owner: str | None = None,
         output_key: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> tuple[JobView, bool]:
         """Persist a new job and queue it; returns (view, created). An idempotent replay returns the old job.
         `output_key` (a chained job's stage) puts the video under another prefix than `jobs/{job_id}/`."""
@@ -112,6 +113,7 @@ class JobQueue:
                 webhook=WebhookState(url=webhook_url) if webhook_url else None,
                 idempotency_hash=idempotency_hash,
                 owner=owner,
+                labels=labels or {},
             )
             try:
                 await asyncio.to_thread(self._direct.create, record, body_hash)  # durable before the 201
@@ -543,6 +545,7 @@ class JobQueue:
             params=record.params,
             details=record.details,
             weights=record.weights,
+            labels=record.labels,
         )
 
     def _queue_position(self, job_id: str) -> int | None:
