@@ -229,14 +229,14 @@ def _as_view(created: CreatedView, labels: dict[str, str]) -> JobView:
 def add_video_routes(app: FastAPI, jobs: Jobs) -> None:
     """Mount `/v1/videos` on `app`, on `jobs` (the gateway)."""
     surface = VideosSurface(jobs, jobs.videos_context())
-    router = APIRouter(prefix="/v1/videos", tags=["openai"], route_class=OpenAIRoute, dependencies=[Depends(bearer)])
+    router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute, dependencies=[Depends(bearer)])
 
-    @router.post("", response_model=Video)
+    @router.post("/videos", response_model=Video)
     async def create_video(request: Request) -> Video:
         """Create a video (OpenAI `POST /v1/videos`): JSON or multipart; `Idempotency-Key` honoured."""
         return await surface.create(request, request.headers.get("idempotency-key"))
 
-    @router.get("", response_model=VideoList)
+    @router.get("/videos", response_model=VideoList)
     async def list_videos(
         request: Request,
         after: Annotated[str | None, Query(max_length=100)] = None,
@@ -246,15 +246,20 @@ def add_video_routes(app: FastAPI, jobs: Jobs) -> None:
         """The caller's videos, newest first."""
         return await surface.list(request, after, limit, order)
 
-    @router.get("/{video_id}", response_model=Video)
+    @router.get("/videos/{video_id}", response_model=Video)
     async def retrieve_video(video_id: str, request: Request) -> JSONResponse:
         """A video's status and progress."""
         video = await surface.retrieve(video_id, request)
         return JSONResponse(video.model_dump(mode="json"), headers={"openai-poll-after-ms": POLL_AFTER_MS})
 
-    @router.get("/{video_id}/content", response_class=RedirectResponse, status_code=302)
+    @router.get("/videos/{video_id}/content", response_class=RedirectResponse, status_code=302)
     async def video_content(video_id: str, request: Request, variant: Variant = "video") -> RedirectResponse:
         """A redirect to the mp4 (`video`), its WebP poster (`thumbnail`) or its JPEG spritesheet."""
         return await surface.content(video_id, variant, request)
+
+    @router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    async def no_such_route(path: str, request: Request) -> Response:
+        """Anything else under /v1 is a 404 in OpenAI's envelope, as the SDK expects."""
+        raise NotFound(f"no route {request.method} /v1/{path[:100]}")
 
     app.include_router(router)

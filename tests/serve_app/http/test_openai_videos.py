@@ -13,12 +13,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import av
 import httpx
 import numpy as np
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from scipy.io import wavfile
 
@@ -210,3 +213,74 @@ def test_wav2lip_and_talking_video_jobs_have_previews(app):
         assert_previews(client, video.id)
         job = app.client.get(f"/api/v1/jobs/{video.id}").json()
         assert set(job["details"]["previews"]) == {"thumbnail", "spritesheet"}, job["details"]
+
+
+# ---- fuzz: whatever a client sends to /v1, the answer is never a 5xx, and every error is in OpenAI's envelope ----
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=30),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+STANDARD = {
+    "model": st.sampled_from(["ltx-2", "ltx2", "wav2lip", "talking_video", "ltx-2.5", "sora-2"]) | VALUES,
+    "prompt": st.text(max_size=40) | VALUES,
+    "seconds": st.sampled_from(["1", "0", "-1", "1e9", "nan", "inf", "0.4", "4"]) | VALUES,
+    "size": st.sampled_from(["64x64", "0x0", "99999x1", "x", "64X64", " 64 x 64 "]) | VALUES,
+    "input_reference": st.sampled_from([{"file_id": "uploads/x/y.png"}, {"image_url": "data:,"}, {}]) | VALUES,
+}
+EXTRA_NAMES = st.sampled_from(["seed", "fps", "quality", "audio", "negative_prompt", "generate_audio", "width", "pads"])
+BODIES = st.fixed_dictionaries({}, optional=STANDARD).flatmap(
+    lambda standard: st.dictionaries(EXTRA_NAMES | st.text(max_size=10), VALUES, max_size=3).map(
+        lambda extra: {**extra, **standard}
+    )
+)
+
+
+def assert_openai_answer(response: httpx.Response) -> None:
+    assert response.status_code < 500, (response.status_code, response.text)
+    if response.status_code >= 400:
+        error = response.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"} and error["message"], error
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=BODIES, as_form=st.booleans(), file=st.none() | st.binary(max_size=64))
+def test_no_create_body_gets_a_5xx(app, body, as_form, file):
+    headers = {"Authorization": f"Bearer {OTHER_KEY}"}
+    with httpx.Client(base_url=v1_url(app), headers=headers, timeout=60) as client:
+        if as_form:  # multipart, as openai>=2.27 sends: every value a text part, files as file parts
+            parts = [(name, (None, v if isinstance(v, str) else json.dumps(v))) for name, v in body.items()]
+            if file is not None:
+                parts.append(("input_reference", ("f.png", file, "image/png")))
+            response = client.post("/videos", files=parts or [("prompt", (None, ""))])
+        else:
+            response = client.post("/videos", json=body)
+    assert_openai_answer(response)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    video_id=st.text(min_size=1, max_size=60),
+    variant=st.sampled_from(["video", "thumbnail", "spritesheet"]) | st.text(max_size=12),
+    after=st.none() | st.text(max_size=60),
+    limit=st.integers(-5, 200),
+    order=st.sampled_from(["asc", "desc"]) | st.text(max_size=6),
+)
+def test_no_read_gets_a_5xx(app, video_id, variant, after, limit, order):
+    with httpx.Client(base_url=v1_url(app), headers={"Authorization": f"Bearer {OTHER_KEY}"}, timeout=60) as client:
+        quoted = f"/videos/{quote(video_id, safe='')}"
+        responses = [
+            client.get(quoted),
+            client.get(f"{quoted}/content", params={"variant": variant}),
+            client.get("/videos", params={"limit": limit, "order": order, **({"after": after} if after else {})}),
+        ]
+    for response in responses:
+        assert_openai_answer(response)
