@@ -16,7 +16,7 @@ from ray.serve import Application
 
 from deployments.contract import ModelArgs, ModelSpec
 from serve_app.catalogue import CATALOGUE, AppArgs, Catalogue
-from serve_app.http.gateway import Gateway
+from serve_app.http.ingress import GatewayIngress
 from serve_app.jobs.queue import JobQueue
 from serve_app.runs.coordinator import MAX_ONGOING_CHAINS, ChainCoordinator
 from serve_app.runs.replica import ModelDeployment
@@ -74,7 +74,7 @@ def build_app_from(catalogue: Catalogue, args: SpineArgs) -> Application:
             queues[name] = bind_chain(spec, model_args, spine, secrets, queues)
         else:
             queues[name] = bind_model(spec, model_args, spine, secrets)
-    gateway = serve.deployment(serve.ingress()(Gateway)).options(
+    gateway = serve.deployment(serve.ingress()(GatewayIngress)).options(
         name="Gateway",
         num_replicas=spine.gateway.num_replicas,
         max_ongoing_requests=spine.gateway.max_ongoing_requests,  # open event streams count here

@@ -1,15 +1,12 @@
-"""Gateway: the ingress deployment (stateless). Auth, planning, input staging, routing by model to its queue.
-
-The routes themselves are in `serve_app.http.routes`, built per replica from the catalogue this gateway is handed.
+"""Gateway: the API's logic behind the ingress (stateless). Auth, planning, input staging, routing by model to its
+queue. The routes that map HTTP onto it are in `serve_app.http.routes`; `serve_app.http.ingress` joins the two.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
-import json
 import logging
 import mimetypes
 import re
@@ -19,10 +16,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
-from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.handle import DeploymentHandle
 
 from deployments.contract import ModelArgs, ModelSpec
@@ -36,11 +32,10 @@ from serve_app.errors import (
     StorageError,
     Unauthorized,
     Unavailable,
-    VideoServeError,
 )
-from serve_app.http.routes import build_api
+from serve_app.http.listing import list_page
+from serve_app.http.streams import call, sse_lines
 from serve_app.http.videos_schemas import VideosContext
-from serve_app.jobs.store import listing_prefix
 from serve_app.runs.chains import plan_stages
 from serve_app.schemas import (
     Caller,
@@ -57,20 +52,7 @@ from serve_app.storage.netguard import BlockedURL, pin_public_url
 from serve_app.storage.staging import InputStager, Review, input_sources
 
 logger = logging.getLogger("serve_app.http.gateway")
-LIST_ENTRY = re.compile(r"\d{13}-[a-z][a-z0-9_]{0,31}-[0-9a-f]{32}")  # jobstore.listing_keys
 JOB_SUFFIX = re.compile(r"[0-9a-f]{32}")  # job ids are `<model>-<uuid4 hex>` (see generate)
-
-
-async def call(response: Any) -> Any:
-    """Await a handle call, re-raising the callee's own errors and mapping a dead replica to 503."""
-    try:
-        return await response
-    except RayTaskError as exc:
-        if isinstance(exc.cause, VideoServeError):
-            raise exc.cause from None
-        raise
-    except RayActorError as exc:
-        raise Unavailable("the job queue is restarting; retry shortly") from exc
 
 
 class Gateway:
@@ -97,13 +79,6 @@ class Gateway:
         self._stager = InputStager(self._storage, args.inputs)
         if args.gateway.require_auth and not self._keys:
             logger.error("API_KEYS is empty and auth is required: every /api request will get 401")
-
-    def __serve_build_asgi_app__(self) -> FastAPI:
-        """Serve calls this once the replica is constructed: the routes, with this catalogue's request body."""
-        uploads = {
-            spec.request.__name__: {i.field: i.kind for i in spec.inputs if i.uploaded} for spec in self._specs.values()
-        }
-        return build_api(self, self._request_type, frozenset(self._specs), self._args.storage, uploads)
 
     # ---- jobs -----------------------------------------------------------------------------------
 
@@ -162,31 +137,20 @@ class Gateway:
         """Cancel through the job's queue: a queued job never runs; a running one stops at its next step."""
         return await call(self._queue_of(job_id).cancel.remote(job_id, caller.scope))
 
+    async def delete_job(self, job_id: str, caller: Caller) -> None:
+        """Remove a job's record and files through its queue; an unfinished one is cancelled first."""
+        await call(self._queue_of(job_id).delete.remote(job_id, caller.scope))
+
+    async def output_key(self, job_id: str, caller: Caller) -> str:
+        """Where the caller's completed job's video is stored (a remix reads it)."""
+        return await call(self._queue_of(job_id).output_key.remote(job_id, caller.scope))
+
     async def list_jobs(
         self, caller: Caller, status: str | None, model: str | None, limit: int, cursor: str | None
     ) -> JobListView:
-        """A page of the caller's jobs (every job for an admin), newest first, from the list index written at
-        create: a page reads about `limit` index entries, more only when filters skip some."""
-        prefix = listing_prefix(caller.scope)
-        start_after = prefix + decode_cursor(cursor) if cursor else ""
-        jobs: list[JobView] = []
-        while True:
-            keys = await asyncio.to_thread(self._storage.list_page, prefix, start_after, limit)
-            entries = [k.removeprefix(prefix) for k in keys]
-            wanted = [e for e in entries if self._listable(e, model)]
-            views = await asyncio.gather(*(self._view_or_none(e.partition("-")[2], caller) for e in wanted))
-            for entry, view in zip(wanted, views, strict=True):
-                if view is not None and (status is None or view.status == status):
-                    jobs.append(view)
-                    if len(jobs) == limit:
-                        return JobListView(jobs=jobs, next_cursor=encode_cursor(entry))
-            if len(keys) < limit:
-                return JobListView(jobs=jobs, next_cursor=None)
-            start_after = keys[-1]
-
-    def _listable(self, entry: str, model: str | None) -> bool:
-        job_model = entry.split("-")[1]
-        return job_model in self._queues and (model is None or job_model == model)
+        """A page of the caller's jobs (every job for an admin), newest first."""
+        models = frozenset(self._queues) if model is None else frozenset(self._queues) & {model}
+        return await list_page(self._storage, caller, models, status, limit, cursor, self._view_or_none)
 
     async def _view_or_none(self, job_id: str, caller: Caller) -> JobView | None:
         try:
@@ -345,47 +309,6 @@ class Gateway:
             await pin_public_url(str(url), self._args.webhooks.allow_networks)
         except BlockedURL as exc:
             raise InvalidInput("webhook_url", f"refused: {exc}") from None
-
-
-async def sse_lines(stream: Any, keepalive_s: float) -> AsyncIterator[str]:
-    """Each queue event as an SSE message; a comment when none came for `keepalive_s` (proxies drop idle
-    connections). The pending read is kept across keep-alives: cancelling it would end the handle stream."""
-    events = aiter(stream)
-    next_event = asyncio.ensure_future(anext(events))
-    try:
-        while True:
-            done, _ = await asyncio.wait({next_event}, timeout=keepalive_s)
-            if not done:
-                yield ": keep-alive\n\n"
-                continue
-            try:
-                event = next_event.result()
-            except StopAsyncIteration:
-                return
-            except (RayActorError, RayTaskError) as exc:  # the client reconnects with Last-Event-ID
-                logger.warning("event stream ended early: %s", type(exc).__name__)
-                return
-            yield f"id: {event['id']}\nevent: {event['event']}\ndata: {json.dumps(event['data'])}\n\n"
-            next_event = asyncio.ensure_future(anext(events))
-    finally:
-        next_event.cancel()
-        stream.cancel()
-
-
-def encode_cursor(entry: str) -> str:
-    """The opaque cursor of a list page: the last index entry it returned."""
-    return base64.urlsafe_b64encode(entry.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    """The index entry a cursor stands for; a 422 on `cursor` for anything this server did not make."""
-    try:
-        entry = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        entry = ""
-    if not LIST_ENTRY.fullmatch(entry):
-        raise InvalidInput("cursor", "is not a cursor from a previous page of this list")
-    return entry
 
 
 def upload_prefix(key_id: str) -> str:

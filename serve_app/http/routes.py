@@ -6,15 +6,15 @@ here: the generate route's annotation is a value computed at build time, and Fas
 """
 
 import logging
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPBearer
 
-from serve_app import metrics
-from serve_app.errors import InvalidInput, QueueFull, VideoServeError
+from serve_app.errors import InvalidInput
+from serve_app.http.errors import add_error_handlers
+from serve_app.http.gateway import Gateway
 from serve_app.http.pages import add_pages
 from serve_app.http.videos import add_video_routes
 from serve_app.schemas import (
@@ -29,63 +29,10 @@ from serve_app.schemas import (
 )
 from serve_app.settings import StorageArgs
 
-if TYPE_CHECKING:
-    from serve_app.http.gateway import Gateway
-
 logger = logging.getLogger("serve_app.http.routes")
 bearer = HTTPBearer(auto_error=False, description="One of the keys in the API_KEYS environment variable.")
 MAX_WAIT_S = 60  # Prefer: wait=N; longer holds belong on the event stream
 SECURED = [Depends(bearer)]  # documents the scheme in /docs; the check itself is Gateway.authorize
-
-
-def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    """The one error envelope: `{"error": {"code", "message", ...}}`."""
-    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
-
-
-def field_of(error: dict, model_names: frozenset[str]) -> str:
-    """Dotted field path of a validation error, without `body` and the `model` discriminator tag."""
-    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        return "model"
-    if error["type"] == "json_invalid":
-        return "body"
-    loc = [str(p) for p in error["loc"][1:]]
-    if loc and loc[0] in model_names:
-        loc = loc[1:]
-    message = str(error.get("msg", "")).removeprefix("Value error, ")
-    if not loc and error["type"] == "value_error" and ": " in message:
-        return message.split(": ", 1)[0]  # cross-field rules name their field first (plugin.exactly_one)
-    return ".".join(loc) or "body"
-
-
-def add_error_handlers(app: FastAPI, model_names: frozenset[str]) -> None:
-    """Every error leaves as the one envelope; 422s list each field at fault."""
-
-    @app.exception_handler(VideoServeError)
-    async def on_app_error(request: Request, exc: VideoServeError) -> JSONResponse:
-        extra: dict[str, Any] = {}
-        if isinstance(exc, InvalidInput):
-            extra["fields"] = [{"field": exc.field, "message": exc.message}]
-            metrics.input_rejected(exc.field, "input_check")
-        response = error_response(exc.status_code, exc.code, exc.message, **extra)
-        if isinstance(exc, QueueFull):
-            response.headers["Retry-After"] = str(exc.retry_after_s)
-        return response
-
-    @app.exception_handler(RequestValidationError)
-    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        fields = [
-            {"field": field_of(e, model_names), "message": str(e["msg"]).removeprefix("Value error, ")} for e in errors
-        ]
-        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-        metrics.input_rejected(fields[0]["field"], errors[0]["type"])  # one count per request, by its first error
-        return error_response(422, "invalid_request", summary, fields=fields)
-
-    @app.exception_handler(Exception)
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "internal error; the request id is in the server log")
 
 
 def prefer_wait(prefer: str | None) -> int | None:
@@ -120,7 +67,7 @@ def mark_uploads(app: FastAPI, uploads: dict[str, dict[str, str]]) -> None:
 
 
 def build_api(
-    gateway: "Gateway",
+    gateway: Gateway,
     request_type: Any,
     model_names: frozenset[str],
     storage: StorageArgs,

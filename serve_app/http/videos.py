@@ -7,9 +7,10 @@ onto its request; this module names no model. Errors leave in OpenAI's envelope,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
@@ -18,11 +19,13 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ValidationError
 
-from deployments.contract import ModelArgs, ModelSpec, OpenAIMapping
+from deployments.contract import ModelArgs, ModelSpec, OpenAIMapping, Reference
 from serve_app.errors import InvalidInput, JobNotFound, NotFound, VideoServeError
+from serve_app.http.gateway import Gateway
 from serve_app.http.videos_create import UploadLimits, read_create
 from serve_app.http.videos_schemas import (
     Video,
+    VideoDeleted,
     VideoList,
     VideosContext,
     openai_error,
@@ -35,16 +38,6 @@ logger = logging.getLogger("serve_app.http.videos")
 bearer = HTTPBearer(auto_error=False, description="One of the keys in the API_KEYS environment variable.")
 POLL_AFTER_MS = "500"  # `openai-poll-after-ms`: how often the SDK's create_and_poll asks again
 Variant = Literal["video", "thumbnail", "spritesheet"]
-
-
-class Jobs(Protocol):
-    """The gateway, as this surface uses it."""
-
-    def authorize(self, request: Request) -> Caller: ...
-    async def generate(self, body: BaseModel, caller: Caller, idempotency_key: str | None, **kw: Any) -> Any: ...
-    async def get_job(self, job_id: str, caller: Caller) -> JobView: ...
-    async def list_jobs(self, caller: Caller, status: Any, model: Any, limit: int, cursor: str | None) -> Any: ...
-    def videos_context(self) -> VideosContext: ...
 
 
 class OpenAIRoute(APIRoute):
@@ -85,7 +78,7 @@ def _retry_hint(request: Request, response: JSONResponse) -> JSONResponse:
 class VideosSurface:
     """The `/v1/videos` calls, on a gateway's jobs."""
 
-    def __init__(self, jobs: Jobs, context: VideosContext) -> None:
+    def __init__(self, jobs: Gateway, context: VideosContext) -> None:
         self._jobs, self._context = jobs, context
         self._limits = UploadLimits(context.storage, context.max_input_bytes)
         self._names: dict[str, tuple[ModelSpec, ModelArgs]] = {}
@@ -137,6 +130,35 @@ class VideosSurface:
         if url is None:
             raise NotFound(f"video {video_id} has no {variant}")
         return RedirectResponse(url, status_code=302)
+
+    async def delete(self, video_id: str, request: Request) -> VideoDeleted:
+        """Remove the video, its previews, inputs and record; a running job is cancelled first."""
+        await self._jobs.delete_job(video_id, self._jobs.authorize(request))
+        return VideoDeleted(id=video_id)
+
+    async def remix(self, video_id: str, request: Request, idempotency_key: str | None) -> Video:
+        """A new video from a completed one and a new prompt, as its model's mapping defines a remix."""
+        caller = self._jobs.authorize(request)
+        name, fields = await read_create(request, caller, self._limits)
+        for given, value in (("model", name), ("seconds", fields.seconds), ("size", fields.size)):
+            if value is not None:
+                raise InvalidInput(given, "a remix keeps the source video's; give only prompt (and extra fields)")
+        if fields.prompt is None:
+            raise InvalidInput("prompt", "is required: what the remix shows")
+        source = await self._jobs.get_job(video_id, caller)
+        spec, _ = self._context.models[source.model]
+        mapping = _mapping(spec)
+        if mapping.remix is None:
+            raise InvalidInput("video_id", f"videos of {spec.name} cannot be remixed")
+        if source.status != "completed":
+            raise InvalidInput("video_id", f"video {video_id} is {source.status}; only a completed one can be remixed")
+        # a copy under the caller's uploads (the model reads inputs from there), one per source: retries name it too
+        upload = f"uploads/{caller.key_id}-v1/video-remix-{video_id}.mp4"
+        await asyncio.to_thread(self._context.storage.copy, await self._jobs.output_key(video_id, caller), upload)
+        body = mapping.remix(fields.prompt, Reference(kind="video", key=upload), source.params, dict(fields.extra))
+        labels = {"api": "openai", "model": self._video(source).model, "prompt": fields.prompt}
+        labels["remixed_from"] = video_id
+        return await self._submit(spec, mapping, _checked(spec, mapping, body), caller, idempotency_key, labels)
 
     async def _submit(
         self,
@@ -226,7 +248,7 @@ def _as_view(created: CreatedView, labels: dict[str, str]) -> JobView:
     )
 
 
-def add_video_routes(app: FastAPI, jobs: Jobs) -> None:
+def add_video_routes(app: FastAPI, jobs: Gateway) -> None:
     """Mount `/v1/videos` on `app`, on `jobs` (the gateway)."""
     surface = VideosSurface(jobs, jobs.videos_context())
     router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute, dependencies=[Depends(bearer)])
@@ -256,6 +278,16 @@ def add_video_routes(app: FastAPI, jobs: Jobs) -> None:
     async def video_content(video_id: str, request: Request, variant: Variant = "video") -> RedirectResponse:
         """A redirect to the mp4 (`video`), its WebP poster (`thumbnail`) or its JPEG spritesheet."""
         return await surface.content(video_id, variant, request)
+
+    @router.delete("/videos/{video_id}", response_model=VideoDeleted)
+    async def delete_video(video_id: str, request: Request) -> VideoDeleted:
+        """Delete a video and its stored assets; a job still running is cancelled first."""
+        return await surface.delete(video_id, request)
+
+    @router.post("/videos/{video_id}/remix", response_model=Video)
+    async def remix_video(video_id: str, request: Request) -> Video:
+        """A new video from a completed one and a new `prompt` (LTX-2: the video extended, conditioned on it)."""
+        return await surface.remix(video_id, request, request.headers.get("idempotency-key"))
 
     @router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     async def no_such_route(path: str, request: Request) -> Response:

@@ -31,7 +31,7 @@ from serve_app.settings import Secrets, StorageArgs
 from serve_app.storage.backends import build_storage
 
 logger = logging.getLogger("serve_app.runs.coordinator")
-CHECK_PERIOD_S = 1.0  # how often the chained job's cancel flag is read (and its heartbeat sent) during a stage
+CHECK_PERIOD_S = 1.0  # how often the chained job's cancel flag is read during a stage (a read, not a report)
 MAX_ONGOING_CHAINS = 100  # chained jobs one coordinator replica follows at once: each only waits on its stages
 
 
@@ -75,11 +75,14 @@ class ChainCoordinator:
         joblogs.tag_job_logs(job.job_id, self._model)
         reporter = QueueReporter(job, self._queue, asyncio.get_running_loop())
         reporter.report("starting", 0.0)  # sent, with the cancel check, before the first stage
+        heartbeat = asyncio.create_task(reporter.heartbeat())
         try:
             return await self._run_stages(job, reporter)
         except RunSuperseded:
             logger.warning("job %s runs again elsewhere; this run stops", job.job_id, extra={"job_id": job.job_id})
             return JobResult(status="cancelled", attempt=job.attempt).model_dump()  # read by no one
+        finally:
+            heartbeat.cancel()
 
     async def _run_stages(self, job: JobSpec, reporter: QueueReporter) -> dict:
         plans = [StagePlan.model_validate(plan) for plan in job.params["stages"]]
@@ -126,14 +129,23 @@ class ChainCoordinator:
         cancel_sent = False
         try:
             while True:
-                done, _ = await asyncio.wait({follow}, timeout=min(CHECK_PERIOD_S, job.heartbeat_s))
+                done, _ = await asyncio.wait({follow}, timeout=CHECK_PERIOD_S)
                 if done:
                     return follow.result()
-                if await reporter.send() and not cancel_sent:  # the heartbeat, and the chained job's cancel flag
-                    cancel_sent = await self._cancel_requested(job)
+                if not cancel_sent and await self._stop_asked(job, reporter):
+                    cancel_sent = True
                     await queue.cancel.remote(stage_id, None)
         finally:
             follow.cancel()
+
+    async def _stop_asked(self, job: JobSpec, reporter: QueueReporter) -> bool:
+        """True once the chained job was cancelled (its flag, read without reporting); raises RunSuperseded when
+        the queue told this run to stop without a cancel (it runs again elsewhere)."""
+        if await self._queue.cancel_requested.remote(job.job_id):
+            return True
+        if reporter.stopped:
+            raise RunSuperseded(job.job_id)
+        return False
 
     async def _cancel_requested(self, job: JobSpec) -> bool:
         """True when the chained job was cancelled; raises RunSuperseded when this run is only stale."""

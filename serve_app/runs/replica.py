@@ -26,6 +26,7 @@ from serve_app.storage.backends import build_storage, retrying
 
 logger = logging.getLogger("serve_app.runs.replica")
 REPORT_MIN_INTERVAL_S = 0.5  # progress messages are coalesced; a stage change is always sent
+PROGRESS_POINT = 0.01  # progress moves by a point: worth a report
 
 
 def load_runner(runner: str, args: ModelArgs) -> ModelRunner:
@@ -37,20 +38,27 @@ def load_runner(runner: str, args: ModelArgs) -> ModelRunner:
 
 class QueueReporter:
     """A runner's `Reporter`: called from the run's thread, sends to the queue on the replica's event loop
-    without waiting, and remembers whether the queue asked the run to stop."""
+    without waiting, and remembers whether the queue asked the run to stop. It sends when the stage changes or
+    progress moves by a point (at most every REPORT_MIN_INTERVAL_S), and `heartbeat` at least once a heartbeat."""
 
     def __init__(self, job: JobSpec, queue: DeploymentHandle, loop: asyncio.AbstractEventLoop) -> None:
         self._job, self._queue, self._loop = job, queue, loop
         self._stop = False
-        self._stage, self._progress, self._sent_at = "", 0.0, 0.0
+        self._stage, self._progress, self._sent_progress, self._sent_at = "", 0.0, 0.0, 0.0
 
     def report(self, stage: str, progress: float) -> None:
         now = time.monotonic()
-        if stage == self._stage and now - self._sent_at < REPORT_MIN_INTERVAL_S:
-            self._progress = progress
+        self._progress = progress
+        moved = abs(progress - self._sent_progress) >= PROGRESS_POINT
+        if stage == self._stage and (not moved or now - self._sent_at < REPORT_MIN_INTERVAL_S):
             return
-        self._stage, self._progress, self._sent_at = stage, progress, now
+        self._stage, self._sent_progress, self._sent_at = stage, progress, now
         asyncio.run_coroutine_threadsafe(self.send(), self._loop)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the queue has asked this run to stop (cancelled, or superseded by a retry)."""
+        return self._stop
 
     def raise_if_cancelled(self) -> None:
         if self._stop:

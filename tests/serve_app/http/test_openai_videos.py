@@ -26,7 +26,7 @@ from PIL import Image
 from scipy.io import wavfile
 
 from deployments.previews import sheet_layout
-from tests.conftest import API_KEY, OTHER_KEY, SharedApp, app_args, deploy_app
+from tests.conftest import API_KEY, OTHER_KEY, SharedApp, app_args, deploy_app, wait_until
 from tests.deployments.wav2lip.wav2lip_inputs import astronaut, speech_like
 
 # The SDK marks every videos method deprecated (OpenAI shut the hosted API down); nothing else is filtered.
@@ -211,8 +211,52 @@ def test_wav2lip_and_talking_video_jobs_have_previews(app):
         done = client.videos.poll(video.id, poll_interval_ms=200)
         assert done.status == "completed", done
         assert_previews(client, video.id)
-        job = app.client.get(f"/api/v1/jobs/{video.id}").json()
-        assert set(job["details"]["previews"]) == {"thumbnail", "spritesheet"}, job["details"]
+        job = app.client.get(f"/api/v1/jobs/{video.id}").json()  # /api/v1 lists them as signed URLs
+        for kind, media_type in (("thumbnail_url", "image/webp"), ("spritesheet_url", "image/jpeg")):
+            download = httpx.get(job[kind], timeout=30)
+            assert (download.status_code, download.headers["content-type"]) == (200, media_type), job
+
+
+def test_delete_removes_the_video_and_cancels_a_running_one_first(app):
+    client = sdk(app)
+    done = client.videos.create_and_poll(model="ltx-2", prompt="to delete", poll_interval_ms=200, **SMALL)
+    running = client.videos.create(model="ltx-2", prompt="still running", size="256x256", seconds="4")
+
+    for video in (done, running):
+        deleted = client.videos.delete(video.id)
+        assert (deleted.id, deleted.deleted, deleted.object) == (video.id, True, "video.deleted")
+        with pytest.raises(openai.NotFoundError):
+            client.videos.retrieve(video.id)
+        with pytest.raises(openai.NotFoundError):
+            client.videos.download_content(video.id)
+        assert not (app.data_dir / "jobs" / video.id).exists()
+    assert done.id not in [v.id for v in client.videos.list(limit=100).data]
+
+
+def test_remix_extends_the_source_video_and_names_it(app):
+    client = sdk(app)
+    source = client.videos.create_and_poll(model="ltx-2", prompt="a calm sea", poll_interval_ms=200, **SMALL)
+    remix = client.videos.remix(source.id, prompt="a storm comes")
+    assert remix.remixed_from_video_id == source.id, remix
+
+    done = client.videos.poll(remix.id, poll_interval_ms=200)
+    assert (done.status, done.prompt, done.remixed_from_video_id) == ("completed", "a storm comes", source.id), done
+    job = app.client.get(f"/api/v1/jobs/{remix.id}").json()
+    assert job["params"]["extend"] == "end", job["params"]
+    with av.open(io.BytesIO(client.videos.download_content(remix.id).content)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames > 9, frames  # the source's 9 frames, and more after them
+
+
+def test_a_v1_job_sends_openais_signed_webhook_event(app, webhook_receiver):
+    video = sdk(app).videos.create_and_poll(
+        model="ltx-2", prompt="hooked", size="64x64", seconds="1",
+        extra_body={"fps": 8, "webhook_url": webhook_receiver.url}, poll_interval_ms=200,
+    )  # fmt: skip
+    delivery = wait_until(lambda: webhook_receiver.deliveries, bool, timeout_s=30)[0]
+    assert delivery["valid"], delivery["headers"]
+    body = delivery["body"]
+    assert (body["type"], body["object"], body["data"]) == ("video.completed", "event", {"id": video.id}), body
 
 
 # ---- fuzz: whatever a client sends to /v1, the answer is never a 5xx, and every error is in OpenAI's envelope ----
