@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from serve_app.errors import IdempotencyConflict, JobNotFound, NotFound, StorageError
 from serve_app.jobs.store import JobResult, JobStore
 from serve_app.schemas import JobRecord
 
 logger = logging.getLogger("serve_app.jobs.records")
+END_WRITE_WAIT_S = 10.0
 
 
 class RecordBook:
@@ -122,8 +124,11 @@ class RecordBook:
             logger.error("job %s: leftovers of a failed create not removed", record.job_id)
 
     async def remove(self, record: JobRecord) -> None:
-        """Delete a terminal job from storage: its files and record, then its index entries. A terminal record not
-        written yet (storage down) is a StorageError: its write would bring the job back."""
+        """Delete a terminal job from storage: its files and record, then its index entries. Its terminal record is
+        written first (else that write would bring the job back): past END_WRITE_WAIT_S, a StorageError (503)."""
+        deadline = time.monotonic() + END_WRITE_WAIT_S
+        while record.job_id in self._ending and time.monotonic() < deadline:  # a run that just stopped
+            await asyncio.sleep(0.05)
         if record.job_id in self._ending:
             raise StorageError(f"job {record.job_id} is still being written; delete it again shortly")
         self._removed.add(record.job_id)
