@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from video_serve_client._core import VARIANTS
 from video_serve_client.client import Client, Job
 from video_serve_client.errors import APIError, RateLimitError, UnavailableError, WaitTimeout
 
@@ -46,9 +47,10 @@ def parser() -> argparse.ArgumentParser:
     jobs.add_argument("--status")
     jobs.add_argument("--model")
     jobs.add_argument("--limit", type=int, default=20)
-    download = add("download")
+    download = add("download", help="write a completed job's mp4, or its thumbnail or spritesheet")
     download.add_argument("job_id")
     download.add_argument("path")
+    download.add_argument("--variant", choices=VARIANTS, default="video", help="thumbnail: WebP; spritesheet: JPEG")
     return cli
 
 
@@ -113,7 +115,7 @@ def run_command(client: Client, args: argparse.Namespace, extra: list[str]) -> i
         ):
             emit(args.json, job.data, f"{job.id}\t{job.status}\t{job.data['created_at']}")
     elif args.command == "download":
-        path = client.job(args.job_id).download(args.path)
+        path = client.job(args.job_id).download(args.path, args.variant)
         emit(args.json, {"job_id": args.job_id, "path": str(path)}, str(path))
     return EXIT_OK
 
