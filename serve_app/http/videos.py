@@ -20,9 +20,9 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ValidationError
 
 from deployments.contract import ModelArgs, ModelSpec, OpenAIMapping, Reference
-from serve_app.errors import InvalidInput, JobNotFound, NotFound, VideoServeError
+from serve_app.errors import InvalidInput, JobNotFound, NotFound, QueueFull, VideoServeError
 from serve_app.http.gateway import Gateway
-from serve_app.http.videos_create import UploadLimits, read_create
+from serve_app.http.videos_create import CREATE_BODY, UploadLimits, read_create
 from serve_app.http.videos_schemas import (
     Video,
     VideoDeleted,
@@ -56,7 +56,10 @@ class OpenAIRoute(APIRoute):
             except InvalidInput as exc:
                 return openai_error(400, exc.message, exc.field, "invalid_value")
             except VideoServeError as exc:
-                return _retry_hint(request, openai_error(exc.status_code, exc.message, None, exc.code))
+                response = openai_error(exc.status_code, exc.message, None, exc.code)
+                if isinstance(exc, QueueFull):
+                    response.headers["Retry-After"] = str(exc.retry_after_s)
+                return _retry_hint(request, response)
             except HTTPException as exc:
                 return openai_error(exc.status_code, str(exc.detail))
             except Exception:
@@ -253,7 +256,7 @@ def add_video_routes(app: FastAPI, jobs: Gateway) -> None:
     surface = VideosSurface(jobs, jobs.videos_context())
     router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute, dependencies=[Depends(bearer)])
 
-    @router.post("/videos", response_model=Video)
+    @router.post("/videos", response_model=Video, openapi_extra=CREATE_BODY)
     async def create_video(request: Request) -> Video:
         """Create a video (OpenAI `POST /v1/videos`): JSON or multipart; `Idempotency-Key` honoured."""
         return await surface.create(request, request.headers.get("idempotency-key"))

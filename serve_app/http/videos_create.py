@@ -38,10 +38,10 @@ class StandardFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str | None = Field(None, min_length=1, max_length=64)
-    prompt: str | None = Field(None, min_length=1, max_length=32000)
-    seconds: float | None = None
-    size: tuple[int, int] | None = None
+    model: str | None = Field(None, min_length=1, max_length=64, description="A served model, e.g. ltx-2.")
+    prompt: str | None = Field(None, min_length=1, max_length=32000, description="What the video shows.")
+    seconds: float | None = Field(None, description='Length in seconds: a string ("4") or a number.')
+    size: tuple[int, int] | None = Field(None, description='"{width}x{height}" in pixels.')
 
     @field_validator("seconds", mode="before")
     @classmethod
@@ -67,6 +67,25 @@ class StandardFields(BaseModel):
         if match is None:
             raise ValueError(f'must be "{{width}}x{{height}}" in pixels, e.g. "768x512"; got {str(value)[:40]!r}')
         return int(match[1]), int(match[2])
+
+
+def _create_body_doc() -> dict[str, Any]:
+    """The create body in /openapi.json (the route reads it by hand: JSON and multipart alike)."""
+    schema = StandardFields.model_json_schema()
+    properties = schema["properties"]
+    properties["size"] = {"type": "string", "pattern": r"^\d+x\d+$", "description": properties["size"]["description"]}
+    seconds_doc = properties["seconds"]["description"]
+    properties["seconds"] = {"anyOf": [{"type": "string"}, {"type": "number"}], "description": seconds_doc}
+    properties["input_reference"] = {
+        "description": "An image file (multipart), or {image_url} / {file_id: an upload key} (JSON)."
+    }
+    schema["additionalProperties"] = True  # a model's own fields: seed, negative_prompt, audio...
+    schema["required"] = ["prompt"]
+    content = {"application/json": {"schema": schema}, "multipart/form-data": {"schema": schema}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+CREATE_BODY = _create_body_doc()
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,29 @@ def test_list_pages_with_after(app):
     assert seen[:3] == made[::-1] and len(seen) == len(set(seen))
 
 
+def test_an_idempotency_key_makes_a_retried_multipart_create_the_same_video(app):
+    client = sdk(app)
+    photo = ("face.png", png(astronaut(64)), "image/png")
+    request = {"model": "ltx-2", "prompt": "once", "input_reference": photo, **SMALL}
+    first = client.videos.create(**request, extra_headers={"Idempotency-Key": "retry-1"})
+    again = client.videos.create(**request, extra_headers={"Idempotency-Key": "retry-1"})
+    assert again.id == first.id  # the file is stored under its content hash: the same body both times
+    other = client.videos.create(**request)
+    assert other.id != first.id
+
+
+def test_the_v1_routes_are_documented_beside_api_v1(app):
+    paths = app.client.get("/openapi.json").json()["paths"]
+    assert {"/v1/videos", "/v1/videos/{video_id}", "/v1/videos/{video_id}/content",
+            "/v1/videos/{video_id}/remix"} <= set(paths)  # fmt: skip
+    create = paths["/v1/videos"]["post"]
+    assert create["tags"] == ["openai"] and set(create["requestBody"]["content"]) == {
+        "application/json",
+        "multipart/form-data",
+    }
+    assert paths["/api/v1/generate"]["post"]["tags"] == ["jobs"]
+
+
 def test_another_keys_video_is_a_404_in_openai_envelope(app):
     video = sdk(app).videos.create(model="ltx-2", prompt="mine", **SMALL)
     with pytest.raises(openai.NotFoundError) as caught:
