@@ -21,6 +21,7 @@ from serve_app.jobs.queue import JobQueue
 from serve_app.runs.coordinator import MAX_ONGOING_CHAINS, ChainCoordinator
 from serve_app.runs.replica import ModelDeployment
 from serve_app.settings import Secrets, SpineArgs
+from serve_app.tenants.service import TenantLedger
 
 logger = logging.getLogger("serve_app.app")
 
@@ -67,13 +68,14 @@ def build_app_from(catalogue: Catalogue, args: SpineArgs) -> Application:
     enabled = {name: model_args for name, model_args in args.models().items() if model_args.enabled}
     if not enabled:
         raise ValueError("no model is enabled: set `enabled: true` in at least one model's args section")
+    limiter = bind_limiter(spine, secrets)
     queues: dict[str, Application] = {}
     for name, model_args in enabled.items():  # catalogue order: a chain comes after the models of its stages
         spec = catalogue[name]
         if spec.stages:
-            queues[name] = bind_chain(spec, model_args, spine, secrets, queues)
+            queues[name] = bind_chain(spec, model_args, spine, secrets, queues, limiter)
         else:
-            queues[name] = bind_model(spec, model_args, spine, secrets)
+            queues[name] = bind_model(spec, model_args, spine, secrets, limiter)
     gateway = serve.deployment(serve.ingress()(GatewayIngress)).options(
         name="Gateway",
         num_replicas=spine.gateway.num_replicas,
@@ -85,20 +87,40 @@ def build_app_from(catalogue: Catalogue, args: SpineArgs) -> Application:
     )
     # The API's request body (and so /openapi.json and the playground) offers the enabled models only.
     request_type = catalogue.only(enabled).request_type
-    return gateway.bind(spine, secrets, catalogue.specs, request_type, enabled, queues)
+    return gateway.bind(spine, secrets, catalogue.specs, request_type, enabled, queues, limiter)
 
 
-def bind_model(spec: ModelSpec, model_args: ModelArgs, spine: SpineArgs, secrets: Secrets) -> Application:
+def bind_limiter(spine: SpineArgs, secrets: Secrets) -> Application:
+    """The tenant limits that span models (submissions per minute, daily budget): one replica, so every gateway
+    replica counts against the same numbers; it rebuilds the day's spending from the usage ledger on restart."""
+    limiter = serve.deployment(TenantLedger).options(
+        name="TenantLedger",
+        num_replicas=1,
+        max_ongoing_requests=10_000,  # cheap async calls: one per submission and one per ended job
+        ray_actor_options={"num_cpus": spine.queue_num_cpus},
+        graceful_shutdown_timeout_s=10,
+    )
+    return limiter.bind(spine, secrets)
+
+
+def bind_model(
+    spec: ModelSpec, model_args: ModelArgs, spine: SpineArgs, secrets: Secrets, limiter: Application | None = None
+) -> Application:
     """One model's GPU deployment and the JobQueue in front of it; returns the bound queue."""
     options = model_deployment_options(spec, model_args)
     logger.info("%s deployment options: %s", spec.deployment, options)
     runner = serve.deployment(ModelDeployment).options(**options)
     bound = runner.bind(spec.name, model_args.runner or spec.runner, model_args, spine.storage, secrets, spec.queue)
-    return bind_queue(spec, bound, model_args, spine, secrets)
+    return bind_queue(spec, bound, model_args, spine, secrets, limiter=limiter)
 
 
 def bind_chain(
-    spec: ModelSpec, model_args: ModelArgs, spine: SpineArgs, secrets: Secrets, queues: dict[str, Application]
+    spec: ModelSpec,
+    model_args: ModelArgs,
+    spine: SpineArgs,
+    secrets: Secrets,
+    queues: dict[str, Application],
+    limiter: Application | None = None,
 ) -> Application:
     """A chained model: its CPU coordinator, handed the queues of its stages' models, and its own JobQueue."""
     missing = sorted({stage.model for stage in spec.stages} - queues.keys())
@@ -112,7 +134,7 @@ def bind_chain(
     stage_queues = {stage.model: queues[stage.model] for stage in spec.stages}
     bound = coordinator.bind(spec.name, stage_queues, spine.storage, secrets, spec.queue)
     window = MAX_ONGOING_CHAINS * model_args.placement.max_replicas
-    return bind_queue(spec, bound, model_args, spine, secrets, window)
+    return bind_queue(spec, bound, model_args, spine, secrets, window, limiter)
 
 
 def bind_queue(
@@ -122,6 +144,7 @@ def bind_queue(
     spine: SpineArgs,
     secrets: Secrets,
     window: int | None = None,
+    limiter: Application | None = None,
 ) -> Application:
     """The JobQueue of one model, in front of the deployment that runs its jobs."""
     queue = serve.deployment(JobQueue).options(
@@ -131,4 +154,4 @@ def bind_queue(
         ray_actor_options={"num_cpus": spine.queue_num_cpus},
         graceful_shutdown_timeout_s=10,
     )
-    return queue.bind(spec.name, deployment, spine, model_args, secrets, window)
+    return queue.bind(spec.name, deployment, spine, model_args, secrets, window, limiter)

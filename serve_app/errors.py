@@ -6,6 +6,7 @@ from __future__ import annotations
 from deployments.contract.errors import InvalidInput, JobCancelled, JobFailed, VideoServeError
 
 __all__ = [
+    "BudgetExhausted",
     "IdempotencyConflict",
     "InvalidInput",
     "JobCancelled",
@@ -14,6 +15,7 @@ __all__ = [
     "JobNotReady",
     "NotFound",
     "QueueFull",
+    "RateLimited",
     "StorageError",
     "Unauthorized",
     "Unavailable",
@@ -52,6 +54,35 @@ class QueueFull(VideoServeError):
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class RateLimited(VideoServeError):
+    """A tenant limit refuses the request: `limit` names it (max_queued, max_running, submissions_per_minute),
+    `value` is its configured value; the client may retry after `retry_after_s`."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, limit: str, value: float, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.limit, self.value, self.retry_after_s = limit, value, max(retry_after_s, 1)
+
+    def body(self) -> dict[str, object]:
+        """The error envelope's fields beyond code and message."""
+        return {"limit": self.limit, "value": self.value, "retry_after_s": self.retry_after_s}
+
+
+class BudgetExhausted(RateLimited):
+    """The tenant used its daily GPU budget; new jobs are refused until the next UTC day."""
+
+    code = "budget_exhausted"
+
+    def __init__(self, message: str, value: float, used: float, retry_after_s: int) -> None:
+        super().__init__(message, "daily_gpu_seconds", value, retry_after_s)
+        self.used = used
+
+    def body(self) -> dict[str, object]:
+        return {**super().body(), "used": self.used}
 
 
 class StorageError(VideoServeError):

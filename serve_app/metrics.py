@@ -131,6 +131,38 @@ SPECS: tuple[MetricSpec, ...] = (
         "Requests refused with 422: the field at fault (unknown for extra keys) and the rule "
         "(a pydantic error type, or input_check for the server's own checks).",
     ),
+    MetricSpec(
+        "video_gpu_seconds_total",
+        "counter",
+        ("model", "tenant"),
+        "GPU-seconds used by ended jobs, every attempt counted (a replica without a GPU counts as one device); "
+        "tenant is the key's configured name, `default` for unnamed keys.",
+    ),
+    MetricSpec(
+        "video_billable_gpu_seconds_total",
+        "counter",
+        ("model", "tenant"),
+        "GPU-seconds of the runs that produced the jobs' results (what callers are billed for).",
+    ),
+    MetricSpec(
+        "video_job_cost_total",
+        "counter",
+        ("model", "tenant"),
+        "Cost of ended jobs: billable GPU-hours x tenants.gpu_hour_price of the accelerator.",
+    ),
+    MetricSpec(
+        "video_tenant_jobs_finished_total",
+        "counter",
+        ("model", "tenant", "status"),
+        "Ended jobs by tenant: status is completed, failed or cancelled.",
+    ),
+    MetricSpec(
+        "video_tenant_rejections_total",
+        "counter",
+        ("model", "tenant", "reason"),
+        "Jobs refused with 429 by a tenant limit: reason is max_queued, max_running, submissions_per_minute or "
+        "daily_gpu_seconds.",
+    ),
 )
 _BY_NAME = {spec.name: spec for spec in SPECS}
 _metrics: dict[str, Any] = {}
@@ -166,6 +198,11 @@ def _inc(name: str, **tags: str) -> None:
         metric.inc(1, tags)
 
 
+def _add(name: str, value: float, **tags: str) -> None:
+    if (metric := _metric(name)) is not None and value > 0:
+        metric.inc(value, tags)
+
+
 def _set(name: str, value: float, **tags: str) -> None:
     if (metric := _metric(name)) is not None:
         metric.set(value, tags)
@@ -197,6 +234,23 @@ def job_finished(record: JobRecord) -> None:
         _observe("video_job_queue_wait_seconds", (record.started_at - record.created_at).total_seconds(), model=model)
         _observe("video_job_run_seconds", (end - record.started_at).total_seconds(), model=model)
     _observe("video_job_e2e_seconds", (end - record.created_at).total_seconds(), model=model, status=status)
+
+
+def job_usage(record: JobRecord, gpu: bool = True) -> None:
+    """An ended job of a tenant: its status and (`gpu`: not a chain, whose stages count theirs) its GPU-seconds,
+    billable GPU-seconds and cost."""
+    tenant, model = record.tenant or "default", record.model
+    _inc("video_tenant_jobs_finished_total", model=model, tenant=tenant, status=record.status)
+    if record.usage is None or not gpu:
+        return
+    _add("video_gpu_seconds_total", record.usage.gpu_s, model=model, tenant=tenant)
+    _add("video_billable_gpu_seconds_total", record.usage.billable_gpu_s, model=model, tenant=tenant)
+    _add("video_job_cost_total", record.usage.cost, model=model, tenant=tenant)
+
+
+def tenant_rejected(model: str, tenant: str, reason: str) -> None:
+    """A job refused with 429 by a tenant limit (`reason`: the limit's name)."""
+    _inc("video_tenant_rejections_total", model=model, tenant=tenant, reason=reason)
 
 
 def job_retried(model: str, reason: Literal["crash", "lost_heartbeat"]) -> None:

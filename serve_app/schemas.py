@@ -37,6 +37,7 @@ class Caller:
 
     key_id: str
     admin: bool = False
+    tenant: str = "default"  # the configured name of the key; unnamed keys share `default`
 
     @property
     def scope(self) -> str | None:
@@ -55,6 +56,30 @@ class WebhookState(BaseModel):
     delivered: bool = False
     last_status: int | None = None
     last_error: str | None = None
+
+
+class RunTiming(BaseModel):
+    """One attempt's run on a model replica, as the queue saw it: from its first report to its end."""
+
+    attempt: int
+    started_at: datetime
+    ended_at: datetime | None = None  # None while it runs
+    devices: float = Field(1.0, description="GPUs of the replica (a replica without a GPU counts as one device).")
+    accelerator: str = "cpu"
+    produced_result: bool = False  # the run whose outcome the job ended with (not a crashed or lost one)
+
+
+class Usage(BaseModel):
+    """What a job used. `gpu_s` counts every attempt (the operator's cost); `billable_gpu_s` and `cost` only the
+    run that produced the result (the caller's)."""
+
+    queued_s: float = Field(0.0, description="Submission to the first run's start (or to the end, if it never ran).")
+    run_s: float = Field(0.0, description="Wall time of every run, summed over attempts (and stages of a chain).")
+    gpu_s: float = Field(0.0, description="Run time x GPUs of the replica, summed over attempts, crashed ones too.")
+    billable_gpu_s: float = Field(0.0, description="GPU-seconds of the run(s) that produced the result.")
+    accelerator: str | None = Field(None, description="Accelerator type(s) the job ran on, `+`-joined for a chain.")
+    attempts: int = Field(0, description="Runs started (all stages of a chain).")
+    cost: float = Field(0.0, description="billable_gpu_s x the configured price per GPU-hour of the accelerator.")
 
 
 class JobRecord(BaseModel):
@@ -82,6 +107,9 @@ class JobRecord(BaseModel):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     heartbeat_at: datetime | None = None
+    tenant: str | None = None  # the configured name of the creator's key (`default` if unnamed); a stage: its chain's
+    runs: list[RunTiming] = Field(default_factory=list)  # one per attempt that started running
+    usage: Usage | None = None  # set at the terminal state
 
     @property
     def terminal(self) -> bool:
@@ -116,6 +144,7 @@ class JobView(BaseModel):
         description="What the API that created the job keeps with it (on /v1/videos: the model name asked for, the "
         "prompt, the video a remix came from).",
     )
+    usage: Usage | None = Field(None, description="Time, GPU-seconds and cost; set once the job has ended.")
 
 
 class JobListView(BaseModel):
@@ -145,3 +174,31 @@ class PresignUploadView(BaseModel):
 class PresignDownloadView(BaseModel):
     download_url: str
     expires_in: int
+
+
+class UsageTotals(BaseModel):
+    """Sums over a set of ended jobs."""
+
+    jobs: dict[str, int] = Field(default_factory=dict, description="Ended jobs by status.")
+    queued_s: float = 0.0
+    run_s: float = 0.0
+    gpu_s: float = 0.0
+    billable_gpu_s: float = 0.0
+    cost: float = 0.0
+
+
+class UsageRow(UsageTotals):
+    """The totals of one tenant for one day or one model."""
+
+    tenant: str
+    group: str = Field(description="The day (YYYY-MM-DD) or the model, as `group_by` asked.")
+
+
+class UsageView(BaseModel):
+    """`GET /api/v1/usage`: ended jobs counted from the usage ledger, by the UTC day they were submitted."""
+
+    start: str = Field(description="First day counted (YYYY-MM-DD, UTC).")
+    end: str = Field(description="Last day counted (YYYY-MM-DD, UTC), included.")
+    group_by: Literal["day", "model"]
+    rows: list[UsageRow]
+    totals: UsageTotals

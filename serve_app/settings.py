@@ -13,7 +13,17 @@ from collections.abc import Mapping
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, SecretStr, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    create_model,
+)
 
 from deployments.contract import ModelArgs
 
@@ -103,6 +113,76 @@ class GatewayArgs(_Args):
     )
 
 
+class TenantLimits(_Args):
+    """What one tenant may do. In `tenants.overrides`, only the fields a tenant's entry names replace the
+    defaults; the others stay as `tenants.defaults` sets them."""
+
+    weight: PositiveFloat = Field(
+        1.0, description="Share of the GPUs under contention: a tenant of weight 2 gets twice the GPU time of one of 1."
+    )
+    max_queued: NonNegativeInt | dict[str, NonNegativeInt] | None = Field(
+        None,
+        description="Jobs of this tenant waiting to run, per model, before 429 rate_limited: one number for every "
+        "model, or `{model: number}` (models not named have no limit); None = no limit. 0 with `max_running`: "
+        "a job is taken only if it can run at once (a concurrency limit; the 429 names max_running); 0 without "
+        "it bars the tenant from the model.",
+    )
+    max_running: PositiveInt | dict[str, PositiveInt] | None = Field(
+        None,
+        description="Jobs of this tenant a model runs at once; the rest wait even when GPUs are free: one number "
+        "for every model, or `{model: number}` (models not named have no cap); None = no cap.",
+    )
+    submissions_per_minute: PositiveInt | None = Field(
+        None, description="POST /api/v1/generate calls per sliding minute, across models; None = no limit."
+    )
+    daily_gpu_seconds: PositiveFloat | None = Field(
+        None,
+        description="Billable GPU-seconds per UTC day (jobs count on the day they were submitted); past it, new "
+        "jobs get 429 budget_exhausted until the next UTC day. None = no budget.",
+    )
+
+    def max_queued_for(self, model: str) -> int | None:
+        """The waiting-jobs limit on `model`, or None."""
+        return _per_model(self.max_queued, model)
+
+    def max_running_for(self, model: str) -> int | None:
+        """The running-jobs cap on `model`, or None."""
+        return _per_model(self.max_running, model)
+
+
+def _per_model(value: int | dict[str, int] | None, model: str) -> int | None:
+    return value.get(model) if isinstance(value, dict) else value
+
+
+DEFAULT_TENANT = "default"  # the tenant of every key configured without a name
+
+
+class TenantsArgs(_Args):
+    """Tenants are the names of the keys in API_KEYS (`name:key`); keys without a name share `default`."""
+
+    defaults: TenantLimits = Field(default_factory=TenantLimits)
+    overrides: dict[str, TenantLimits] = Field(
+        default_factory=dict, description="Per tenant name: the limits that differ from `defaults`."
+    )
+    admin_exempt: bool = Field(True, description="Admin keys (ADMIN_API_KEYS) skip every tenant limit.")
+    gpu_hour_price: dict[str, NonNegativeFloat] = Field(
+        default_factory=lambda: {"cpu": 0.0},
+        description="Price of one GPU-hour by accelerator type (a model's `placement.accelerator_type`, else its "
+        "first custom resource, else `gpu`; `cpu` for replicas without a GPU); unlisted types cost 0.",
+    )
+
+    def limits_for(self, tenant: str) -> TenantLimits:
+        """The defaults, with the fields this tenant's override sets."""
+        override = self.overrides.get(tenant)
+        if override is None:
+            return self.defaults
+        return self.defaults.model_copy(update={name: getattr(override, name) for name in override.model_fields_set})
+
+    def price_per_gpu_hour(self, accelerator: str) -> float:
+        """The configured price of one GPU-hour on `accelerator`; 0 when none is set."""
+        return self.gpu_hour_price.get(accelerator, 0.0)
+
+
 class SpineArgs(_Args):
     """The spine's part of `args:` in serve_config.yaml; each model adds its own section (see `app_args_model`)."""
 
@@ -111,6 +191,7 @@ class SpineArgs(_Args):
     queue: QueueArgs = Field(default_factory=QueueArgs)
     webhooks: WebhookArgs = Field(default_factory=WebhookArgs)
     gateway: GatewayArgs = Field(default_factory=GatewayArgs)
+    tenants: TenantsArgs = Field(default_factory=TenantsArgs)
     queue_num_cpus: float = Field(0.25, ge=0, description="CPUs reserved by each model's JobQueue.")
 
     def spine(self) -> SpineArgs:
@@ -141,6 +222,12 @@ class ApiKey(BaseModel):
     key_id: str
     key: SecretStr
     admin: bool = False
+    named: bool = False  # `name:key`: the name is both the key id and the tenant
+
+    @property
+    def tenant(self) -> str:
+        """The tenant whose limits and usage this key shares: its name, or `default` for an unnamed key."""
+        return self.key_id if self.named else DEFAULT_TENANT
 
     @classmethod
     def parse(cls, entry: str, admin: bool = False) -> ApiKey:
@@ -150,7 +237,7 @@ class ApiKey(BaseModel):
             return cls(key_id=key_id_of(entry), key=SecretStr(entry), admin=admin)
         if not TENANT_NAME.fullmatch(name) or not key:
             raise ValueError(f"API key entry named {name[:40]!r}: expected name:key with name matching [A-Za-z0-9_]")
-        return cls(key_id=name, key=SecretStr(key), admin=admin)
+        return cls(key_id=name, key=SecretStr(key), admin=admin, named=True)
 
 
 def key_id_of(key: str) -> str:

@@ -12,8 +12,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# what a model package may import
-CONTRACT = {"deployments.contract", "deployments.media", "deployments.previews", "deployments.weights"}
+CONTRACT = {
+    "deployments.contract",
+    "deployments.media",
+    "deployments.previews",
+    "deployments.images",
+    "deployments.limits",
+    "deployments.weights",
+}  # what a model package may import
 MAX_MODULE_LINES = 400
 SPINE_MAY_NAME_MODELS = {"serve_app.catalogue"}  # the one place a model package is imported from the spine
 

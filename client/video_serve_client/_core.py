@@ -98,6 +98,38 @@ def check(response: httpx.Response) -> Any:
     raise error_from(response.status_code, body)
 
 
+def usage_params(start: str | None, end: str | None, group_by: str, tenant: str | None) -> dict[str, str]:
+    """Query parameters of GET /api/v1/usage; days as YYYY-MM-DD (UTC), both included."""
+    given = {"start": start, "end": end, "group_by": group_by, "tenant": tenant}
+    return {name: value for name, value in given.items() if value}
+
+
+def usage_table(report: dict[str, Any]) -> str:
+    """A usage report as a fixed-width table: one row per tenant and day (or model), then the totals."""
+    header = ("TENANT", report["group_by"].upper(), "JOBS", "FAILED", "QUEUED_S", "RUN_S", "GPU_S", "BILLED_S", "COST")
+    rows = [header] + [_usage_cells(row["tenant"], row["group"], row) for row in report["rows"]]
+    rows.append(_usage_cells("total", f"{report['start']}..{report['end']}", report["totals"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def _usage_cells(tenant: str, group: str, sums: dict[str, Any]) -> tuple[str, ...]:
+    jobs = sums["jobs"]
+    return (
+        tenant,
+        group,
+        str(sum(jobs.values())),
+        str(jobs.get("failed", 0)),
+        f"{sums['queued_s']:.1f}",
+        f"{sums['run_s']:.1f}",
+        f"{sums['gpu_s']:.1f}",
+        f"{sums['billable_gpu_s']:.1f}",
+        f"{sums['cost']:.4f}",
+    )
+
+
 def new_idempotency_key() -> str:
     return f"vsc-{uuid.uuid4().hex}"
 

@@ -21,6 +21,7 @@ from video_serve_client._core import (
     preview_url,
     resolve,
     retry_after,
+    usage_params,
 )
 from video_serve_client.errors import JobFailedError, WaitTimeout
 from video_serve_client.progress import ProgressBar
@@ -91,6 +92,12 @@ class AsyncClient:
             cursor = page["next_cursor"]
             if not cursor:
                 return
+
+    async def usage(
+        self, start: str | None = None, end: str | None = None, group_by: str = "day", tenant: str | None = None
+    ) -> dict[str, Any]:
+        """The caller's usage per day or per model (see `Client.usage`)."""
+        return await self.request("GET", "/api/v1/usage", params=usage_params(start, end, group_by, tenant))
 
     async def run(self, model: str, out: str | Path | None = None, progress: bool = False, **fields: Any) -> AsyncJob:
         """Submit, wait, and (with `out`) download the mp4; raises JobFailedError if it does not complete."""

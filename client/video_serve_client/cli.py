@@ -1,4 +1,4 @@
-"""`video-serve`: submit, follow, cancel, list and download jobs from a shell.
+"""`video-serve`: submit, follow, cancel, list and download jobs, and read usage, from a shell.
 
 Exit codes say how it ended: 0 done (the job completed), 1 the job failed, 2 a bad command or a refused
 request, 3 the job was cancelled, 4 the server was unreachable or unavailable, 5 the wait timed out.
@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from video_serve_client._core import VARIANTS
+from video_serve_client._core import VARIANTS, usage_table
 from video_serve_client.client import Client, Job
 from video_serve_client.errors import APIError, RateLimitError, UnavailableError, WaitTimeout
 
@@ -47,6 +47,11 @@ def parser() -> argparse.ArgumentParser:
     jobs.add_argument("--status")
     jobs.add_argument("--model")
     jobs.add_argument("--limit", type=int, default=20)
+    usage = add("usage", help="your jobs, GPU-seconds and cost per day or model (an admin: any tenant's)")
+    usage.add_argument("--start", help="first day, YYYY-MM-DD (UTC; default 30 days ago)")
+    usage.add_argument("--end", help="last day, YYYY-MM-DD (UTC; default today)")
+    usage.add_argument("--by", choices=("day", "model"), default="day")
+    usage.add_argument("--tenant", help="one tenant's usage (admin keys; default: every tenant)")
     download = add("download", help="write a completed job's mp4, or its thumbnail or spritesheet")
     download.add_argument("job_id")
     download.add_argument("path")
@@ -114,6 +119,9 @@ def run_command(client: Client, args: argparse.Namespace, extra: list[str]) -> i
             client.jobs(status=args.status, model=args.model, page_size=min(args.limit, 100)), args.limit
         ):
             emit(args.json, job.data, f"{job.id}\t{job.status}\t{job.data['created_at']}")
+    elif args.command == "usage":
+        report = client.usage(args.start, args.end, args.by, args.tenant)
+        emit(args.json, report, usage_table(report))
     elif args.command == "download":
         path = client.job(args.job_id).download(args.path, args.variant)
         emit(args.json, {"job_id": args.job_id, "path": str(path)}, str(path))

@@ -20,6 +20,7 @@ from video_serve_client._core import (
     preview_url,
     resolve,
     retry_after,
+    usage_params,
 )
 from video_serve_client.errors import JobFailedError, WaitTimeout
 from video_serve_client.progress import ProgressBar
@@ -83,6 +84,13 @@ class Client:
             cursor = page["next_cursor"]
             if not cursor:
                 return
+
+    def usage(
+        self, start: str | None = None, end: str | None = None, group_by: str = "day", tenant: str | None = None
+    ) -> dict[str, Any]:
+        """The caller's usage from `start` to `end` (YYYY-MM-DD, UTC; default the last 30 days): jobs by status,
+        seconds and cost per day or per model. An admin key may name a `tenant`, or gets every tenant."""
+        return self.request("GET", "/api/v1/usage", params=usage_params(start, end, group_by, tenant))
 
     def run(self, model: str, out: str | Path | None = None, progress: bool = False, **fields: Any) -> Job:
         """Submit, wait, and (with `out`) download the mp4; raises JobFailedError if the job does not complete."""

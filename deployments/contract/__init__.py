@@ -2,11 +2,21 @@
 
 - `spec`: the `ModelSpec` a package declares (request and args bases, staged inputs, chained stages);
 - `runner`: what a runner receives (`JobSpec`, `Reporter`) and returns (`RunOutput`);
-- `videos_api`: how a model answers on the OpenAI Videos API surface (`OpenAIMapping`);
-- `errors`: what a plan, an input check or a run may raise.
+- `errors`: what a plan, an input check or a run may raise;
+- `limits`: the bounds of each input kind a model accepts (`InputLimits` in its args);
+- `videos_api`: how a model answers on the OpenAI Videos API surface (`OpenAIMapping`).
 """
 
-from deployments.contract.errors import InvalidInput, JobCancelled, JobFailed, VideoServeError
+from deployments.contract.errors import (
+    InputTooLarge,
+    InvalidInput,
+    InvalidMedia,
+    JobCancelled,
+    JobFailed,
+    VideoServeError,
+    caller_safe,
+)
+from deployments.contract.limits import InputLimits, MediaLimits
 from deployments.contract.runner import (
     RANDOM_WEIGHTS,
     JobSpec,
@@ -40,12 +50,16 @@ __all__ = [
     "FromInput",
     "FromStage",
     "InputCheck",
+    "InputLimits",
+    "InputTooLarge",
     "InvalidInput",
+    "InvalidMedia",
     "JobCancelled",
     "JobFailed",
     "JobRequest",
     "JobSpec",
     "MediaKind",
+    "MediaLimits",
     "ModelArgs",
     "ModelRunner",
     "ModelSpec",
@@ -61,6 +75,7 @@ __all__ = [
     "UploadKey",
     "VideoFields",
     "VideoServeError",
+    "caller_safe",
     "describe_from_params",
     "exactly_one",
     "resolve_device",

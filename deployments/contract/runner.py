@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
+from deployments.contract.limits import InputLimits
+
 if TYPE_CHECKING:
     import torch
 
@@ -60,6 +62,10 @@ class ModelArgs(BaseModel):
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when a GPU is visible.")
     placement: PlacementArgs = Field(default_factory=PlacementArgs)
+    limits: InputLimits = Field(
+        default_factory=InputLimits,
+        description="Bounds of each input kind, checked from headers at staging and while the replica decodes.",
+    )
 
 
 def resolve_device(device: Literal["auto", "cpu", "cuda"]) -> torch.device:
@@ -85,6 +91,7 @@ class JobSpec(BaseModel):
     inputs: dict[str, str] = Field(default_factory=dict, description="Input name -> storage key.")
     output_key: str
     heartbeat_s: PositiveFloat = Field(10.0, description="Report at least this often while running.")
+    tenant: str | None = Field(None, description="Whose job it is (a key's name); a chain gives it to its stages.")
 
 
 class RunOutput(BaseModel):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveInt, model_validator
 
-from deployments.contract import InvalidInput, ModelArgs
+from deployments.contract import InputLimits, InvalidInput, MediaLimits, ModelArgs
 from deployments.ltx2.params import Quality
 from deployments.ltx2.versions import ALL_CAMERA_MOTIONS, VERSIONS, ModelVersion, check_lora_release
 
@@ -17,7 +17,17 @@ DEFAULT_PROMPT = (
 CAMERA_MOTIONS = ALL_CAMERA_MOTIONS  # every release's; each deployment accepts only its own version's
 
 
+def _limits() -> InputLimits:
+    """A video to extend is at most 4K and a minute long (an extension renders at most `max_extend_frames`)."""
+    video = MediaLimits(max_file_mb=500, max_width=3840, max_height=3840, max_pixels=3840 * 2160, max_frames=7200)
+    return InputLimits(video=video.model_copy(update={"max_duration_s": 60.0}))
+
+
 class LTX2Args(ModelArgs):
+    limits: InputLimits = Field(
+        default_factory=_limits,
+        description="Bounds of the image, end image and video to extend, checked from headers before decoding.",
+    )
     camera_loras: dict[str, str] = Field(
         default_factory=dict,
         description="Camera motion -> LoRA source (local path, hf://, s3://). `static` with no entry = base model.",

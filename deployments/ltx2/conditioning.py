@@ -24,7 +24,9 @@ from diffusers import LTX2ConditionPipeline, LTX2Pipeline
 from diffusers.pipelines.ltx2 import LTX2VideoCondition
 from PIL import ImageOps
 
-from deployments.contract import InvalidInput, JobFailed
+from deployments.contract import InvalidInput, InvalidMedia, MediaLimits
+from deployments.images import probe_image, read_image
+from deployments.limits import recheck_media
 from deployments.ltx2.args import LTX2Args
 from deployments.ltx2.params import VAE_TEMPORAL_RATIO, LTX2Params, fit_size
 from deployments.media import MediaError, decode_audio, iter_frames, probe
@@ -89,26 +91,27 @@ def prepare(params: LTX2Params, inputs: dict[str, Path], args: LTX2Args, sample_
     if params.end_image:
         conditions = []
         if params.image_to_video:
-            conditions.append(_image_condition(inputs, "image", 0, args.image_crf))
-        conditions.append(_image_condition(inputs, "end_image", -1, args.image_crf))
+            conditions.append(_image_condition(inputs, "image", 0, args))
+        conditions.append(_image_condition(inputs, "end_image", -1, args))
         return Conditioned(params=params, conditions=conditions)
     return None
 
 
-def open_image(inputs: dict[str, Path], name: str) -> PIL.Image.Image:
-    """A staged image, upright and RGB."""
+def open_image(inputs: dict[str, Path], name: str, limits: MediaLimits) -> PIL.Image.Image:
+    """A staged image, upright and RGB, checked against `limits` from its header before it is decoded."""
     if name not in inputs:
         raise InvalidInput(name, f"the job needs its staged {name}")
     try:
-        with PIL.Image.open(inputs[name]) as image:
-            return ImageOps.exif_transpose(image).convert("RGB")
-    except (PIL.UnidentifiedImageError, OSError) as exc:
-        raise JobFailed(f"{name}: cannot decode the staged image ({exc})", code="invalid_image") from exc
+        recheck_media(name, "image", probe_image(inputs[name]), limits)
+        return read_image(inputs[name], limits)
+    except MediaError as exc:
+        raise InvalidMedia("image", f"{name}: cannot decode the staged image ({exc})") from exc
 
 
-def _image_condition(inputs: dict[str, Path], name: str, index: int, crf: int) -> LTX2VideoCondition:
+def _image_condition(inputs: dict[str, Path], name: str, index: int, args: LTX2Args) -> LTX2VideoCondition:
     # The pipeline scales the image to cover each stage's size and centre-crops it.
-    return LTX2VideoCondition(frames=open_image(inputs, name), index=index, strength=KEYFRAME_STRENGTH, crf=crf)
+    image = open_image(inputs, name, args.limits.image)
+    return LTX2VideoCondition(frames=image, index=index, strength=KEYFRAME_STRENGTH, crf=args.image_crf)
 
 
 def _extension(params: LTX2Params, inputs: dict[str, Path], args: LTX2Args, sample_rate: int | None) -> Conditioned:
@@ -117,14 +120,16 @@ def _extension(params: LTX2Params, inputs: dict[str, Path], args: LTX2Args, samp
     if params.num_frames == "auto":  # planning refuses an extension without `duration`
         raise InvalidInput("duration", "an extension needs the seconds to add")
     path, added = inputs["video"], params.num_frames
+    limits = args.limits.video
     try:
         info = probe(path)
+        recheck_media("video", "video", info, limits)
         width, height = fit_size(info.width, info.height, params.quality, args.max_side)
         # checked at staging too (from the container's duration); this is the exact count
-        source = read_frames(path, info.fps, params.fps, (width, height), args.max_extend_frames - added)
-        source_audio = load_source_audio(path, sample_rate) if info.has_audio and sample_rate else None
+        source = read_frames(path, info.fps, params.fps, (width, height), args.max_extend_frames - added, limits)
+        source_audio = load_source_audio(path, sample_rate, limits) if info.has_audio and sample_rate else None
     except MediaError as exc:
-        raise JobFailed(f"video: cannot decode the staged video ({exc})", code="invalid_video") from exc
+        raise InvalidMedia("video", f"video: cannot decode the staged video ({exc})") from exc
     context = VAE_TEMPORAL_RATIO * ((len(source) - 1) // VAE_TEMPORAL_RATIO) + 1  # the most 8j+1 frames it holds
     if params.extend == "end":
         condition = LTX2VideoCondition(frames=source[len(source) - context :], index=0, strength=KEYFRAME_STRENGTH)
@@ -151,12 +156,14 @@ def _extension(params: LTX2Params, inputs: dict[str, Path], args: LTX2Args, samp
     )
 
 
-def read_frames(path: Path, source_fps: float, fps: int, size: tuple[int, int], limit: int) -> np.ndarray:
+def read_frames(
+    path: Path, source_fps: float, fps: int, size: tuple[int, int], limit: int, limits: MediaLimits | None = None
+) -> np.ndarray:
     """The video's frames resampled to `fps` (each output frame shows the input frame on screen at its time),
     scaled to cover `size` and centre-cropped: (F, H, W, 3) uint8 RGB. More than `limit` frames is refused."""
     step = (source_fps or fps) / fps  # input frames per output frame
     frames: list[np.ndarray] = []
-    for index, frame in enumerate(iter_frames(path, pixel_format="rgb24")):
+    for index, frame in enumerate(iter_frames(path, pixel_format="rgb24", limits=limits)):
         fitted = None  # resized once, only if shown: a slower input repeats it, a faster one skips frames
         while int(len(frames) * step + 1e-6) == index:
             if len(frames) >= limit:
@@ -173,7 +180,7 @@ def read_frames(path: Path, source_fps: float, fps: int, size: tuple[int, int], 
     return np.stack(frames)
 
 
-def load_source_audio(path: Path, sample_rate: int) -> np.ndarray:
+def load_source_audio(path: Path, sample_rate: int, limits: MediaLimits | None = None) -> np.ndarray:
     """The input video's audio as stereo (2, samples) at `sample_rate`."""
-    audio = decode_audio(path, sample_rate=sample_rate, mono=False)
+    audio = decode_audio(path, sample_rate=sample_rate, mono=False, limits=limits)
     return np.repeat(audio, 2, axis=0) if audio.shape[0] == 1 else audio

@@ -136,7 +136,8 @@ class LTX2Runner:
         # --- conditioning hook: keyframe/extension jobs render `conditioned.params` through the condition pipe
         conditioned = conditioning.prepare(params, inputs, self.args, rate)
         params = conditioned.params if conditioned else params
-        image = conditioning.open_image(inputs, "image") if params.image_to_video and not conditioned else None
+        i2v = params.image_to_video and not conditioned
+        image = conditioning.open_image(inputs, "image", self.args.limits.image) if i2v else None
         recipe = recipe_for(self.args.model_version, params.quality, self.args.pro_steps)
         reporter.raise_if_cancelled()
         with torch.no_grad():

@@ -6,10 +6,21 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from deployments.contract import ModelArgs
+from deployments.contract import InputLimits, MediaLimits, ModelArgs
+
+
+def _limits() -> InputLimits:
+    """A face video up to 4K and ten minutes (only as much as the audio needs is read); speech up to ten minutes.
+    `max_side` and `max_duration_s` below are the tighter limits of what Wav2Lip renders."""
+    video = MediaLimits(max_file_mb=1000, max_width=3840, max_height=3840, max_pixels=3840 * 2160)
+    return InputLimits(video=video)
 
 
 class Wav2LipArgs(ModelArgs):
+    limits: InputLimits = Field(
+        default_factory=_limits,
+        description="Bounds of the face (image or video) and the audio, checked from headers before decoding.",
+    )
     max_duration_s: float = Field(120.0, gt=0, description="Longest audio (and so output) accepted, in seconds.")
     max_side: PositiveInt = Field(1920, description="Largest width or height of the face video or image.")
     batch_size: PositiveInt = Field(

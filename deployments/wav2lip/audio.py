@@ -13,6 +13,7 @@ import librosa
 import numpy as np
 from scipy.signal import lfilter
 
+from deployments.contract import MediaLimits
 from deployments.media import decode_audio, probe
 from deployments.wav2lip.network import MEL_BINS, MEL_STEPS
 
@@ -30,10 +31,10 @@ def _mel_basis() -> np.ndarray:
     return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=MEL_BINS, fmin=_FMIN, fmax=_FMAX)
 
 
-def load_wav(path: Path) -> np.ndarray:
+def load_wav(path: Path, limits: MediaLimits | None = None) -> np.ndarray:
     """16 kHz mono float32, as the official `librosa.load(path, sr=16000)`: decoded at the source's own rate,
     channels averaged, then librosa's default resampler (soxr_hq). swresample's differs by up to 0.4 in the mel."""
-    wav, rate = decode_audio(path, sample_rate=None)[0], probe(path).sample_rate
+    wav, rate = decode_audio(path, sample_rate=None, limits=limits)[0], probe(path).sample_rate
     if rate == SAMPLE_RATE:
         return wav
     return librosa.resample(wav, orig_sr=rate, target_sr=SAMPLE_RATE, res_type="soxr_hq").astype(np.float32)

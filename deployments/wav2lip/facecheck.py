@@ -11,9 +11,10 @@ from pathlib import Path
 
 import torch
 
-from deployments.media import iter_frames
+from deployments.images import image_array
 from deployments.wav2lip.args import Wav2LipArgs
 from deployments.wav2lip.face import FaceDetector, build_detector
+from deployments.wav2lip.pipeline import shrink
 from deployments.wav2lip.runner import checkpoint_file
 from deployments.weights import fetch_weights
 
@@ -27,6 +28,6 @@ def _detector(kind: str, weights: str | None, cache_dir: str) -> FaceDetector:
 
 def image_has_face(image: str | Path, args: Wav2LipArgs) -> bool:
     """Whether the configured detector finds a face in `image`, shrunk as the replicas shrink frames."""
-    frame = next(iter_frames(image, max_side=args.detect_max_side))
+    frame = shrink(image_array(image, args.limits.image), args.detect_max_side)
     detector = _detector(args.detector, args.detector_weights, args.weights_cache_dir)
     return len(detector.detect([frame])[0]) > 0

@@ -20,7 +20,9 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.contract import JobFailed, Reporter
+from deployments.contract import InvalidMedia, JobFailed, Reporter
+from deployments.images import image_array, probe_image
+from deployments.limits import recheck_media
 from deployments.media import MediaError, VideoWriter, decode_audio, iter_frames, iter_sampled_frames, probe
 from deployments.wav2lip import audio as mels
 from deployments.wav2lip import face, timing
@@ -100,12 +102,21 @@ def paste(frame: np.ndarray, face96: np.ndarray, box: tuple[int, int, int, int],
 
 
 @contextlib.contextmanager
-def _readable(name: str) -> Iterator[None]:
-    """Turn a media error into a permanent job failure that names the input."""
+def _readable(name: str, kind: str) -> Iterator[None]:
+    """Turn a media error into a final job failure (`invalid_<kind>`) that names the input."""
     try:
         yield
     except MediaError as exc:
-        raise JobFailed(f"{name} input: {exc}", code="invalid_media") from exc
+        raise InvalidMedia(kind, f"{name} input: {exc}") from exc
+
+
+def shrink(frame: np.ndarray, max_side: int | None) -> np.ndarray:
+    """`frame` shrunk (area interpolation, as the video path) so no side exceeds `max_side`."""
+    scale = min(1.0, max_side / max(frame.shape[:2])) if max_side else 1.0
+    if scale >= 1:
+        return frame
+    size = (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -173,7 +184,7 @@ class LipSyncPipeline:
         with clock("mel"):
             inputs = self._load(face_path, audio_path, params)
         # 2. Detect: one box (or NaN) per source frame used; the sync mode then lays out the output
-        with _readable("face"):
+        with _readable("face", params.face_kind):
             track = self._detect(face_path, inputs, params, reporter, clock)
         with clock("mel"):
             clip = self._lay_out(inputs, len(track), params)
@@ -182,7 +193,7 @@ class LipSyncPipeline:
             frame = int(np.argmax(missing))
             raise JobFailed(f"no face found in frame {frame} ({frame / clip.fps:.2f} s)", code="no_face")
         # 3. Generate and paste batch by batch, encoding as we go
-        with _readable("face"):
+        with _readable("face", params.face_kind):
             self._synthesise(face_path, out_path, clip, track, params, reporter, clock)
         reporter.report("encoding", 1.0)
         return {
@@ -195,19 +206,22 @@ class LipSyncPipeline:
         }  # fmt: skip
 
     def _load(self, face_path: Path, audio_path: Path, params: SyncParams) -> _Inputs:
-        with _readable("face"):
-            info = probe(face_path)
+        limits = self.args.limits
+        with _readable("face", params.face_kind):
+            info = probe_image(face_path) if params.face_kind == "image" else probe(face_path)
+        recheck_media("face", params.face_kind, info, limits.of(params.face_kind))
         if not info.has_video:
-            raise JobFailed("face input: holds no image or video stream", code="invalid_media")
-        with _readable("audio"):
-            wav = mels.load_wav(audio_path)
+            raise InvalidMedia(params.face_kind, "face input: holds no image or video stream")
+        with _readable("audio", "audio"):
+            recheck_media("audio", "audio", probe(audio_path), limits.audio)
+            wav = mels.load_wav(audio_path, limits.audio)
         duration = len(wav) / mels.SAMPLE_RATE
         if duration > self.args.max_duration_s:
-            raise JobFailed(f"audio lasts {duration:.1f} s; the limit is {self.args.max_duration_s} s", "invalid_media")
+            raise InvalidMedia("audio", f"audio lasts {duration:.1f} s; the limit is {self.args.max_duration_s} s")
         if 1 + len(wav) // mels.HOP < MEL_STEPS:  # one window, 0.2 s
-            raise JobFailed(f"audio lasts {duration:.2f} s; at least 0.2 s is needed", code="invalid_media")
-        with _readable("audio"):
-            mux = decode_audio(audio_path, sample_rate=_MUX_RATE, mono=False)
+            raise InvalidMedia("audio", f"audio lasts {duration:.2f} s; at least 0.2 s is needed")
+        with _readable("audio", "audio"):
+            mux = decode_audio(audio_path, sample_rate=_MUX_RATE, mono=False, limits=limits.audio)
         fps = params.fps if params.face_kind == "image" or not info.fps else info.fps
         video_s = info.duration_s if params.face_kind == "video" else 0.0
         return _Inputs(info.width, info.height, fps, video_s, wav, mux, mels.frame_count(len(wav), fps))
@@ -217,7 +231,7 @@ class LipSyncPipeline:
         total = timing.output_frames(params.sync_mode, sources, inputs.audio_frames)
         if total / inputs.fps > self.args.max_duration_s:  # silence: as long as the video
             raise JobFailed(f"the output would last {total / inputs.fps:.1f} s; the limit is "
-                            f"{self.args.max_duration_s} s", code="invalid_media")  # fmt: skip
+                            f"{self.args.max_duration_s} s", code="invalid_video")  # fmt: skip
         wav, mux = inputs.wav, inputs.audio
         if params.sync_mode in ("cut_off", "silence"):
             seconds = total / inputs.fps
@@ -228,8 +242,9 @@ class LipSyncPipeline:
         return _Clip(inputs.width, inputs.height, inputs.fps, mels.melspectrogram(wav), mux, order)
 
     def _source(self, face_path: Path, params: SyncParams) -> Iterator[np.ndarray]:
-        frames = iter_frames(face_path)
-        return frames if params.face_kind == "video" else itertools.islice(frames, 1)
+        if params.face_kind == "image":
+            return iter([image_array(face_path, self.args.limits.image)])
+        return iter_frames(face_path, limits=self.args.limits.video)
 
     def _detect(
         self, face_path: Path, inputs: _Inputs, params: SyncParams, reporter: Reporter, clock: StageClock
@@ -237,9 +252,7 @@ class LipSyncPipeline:
         """(source frames used, 4) full-resolution face track, NaN rows where there is no face."""
         every, batch_size, keys = self.args.detect_every, self.args.face_det_batch_size, []
         used, batch, scale = 0, [], 1.0
-        frames = iter_sampled_frames(face_path, every=every, max_side=self.args.detect_max_side)
-        if params.face_kind == "image":
-            frames = itertools.islice(frames, 1)
+        frames = self._sampled(face_path, params)
         # a video that outlasts the audio is read only as far as it is shown, unless the mode needs its length
         limit = None if timing.reads_whole_video(params.sync_mode) else inputs.audio_frames
         expected = max(inputs.audio_frames, round(inputs.video_s * inputs.fps))
@@ -256,11 +269,19 @@ class LipSyncPipeline:
         if batch:
             keys.append(self._detect_batch(batch, scale, clock, reporter))
         if used == 0:
-            raise JobFailed("the face video holds no frames", code="invalid_media")
+            raise InvalidMedia(params.face_kind, "the face input holds no frames")
         speaker = self._speaker([f for batch in keys for f in batch], params, inputs.fps, used)
         track = face.fill_between_keyframes(speaker, every, used)
         track = face.pad_track(track, params.pads, inputs.width, inputs.height)
         return face.smooth_track(track, self.args.smooth_window) if params.smooth else track
+
+    def _sampled(self, face_path: Path, params: SyncParams) -> Iterator[np.ndarray | None]:
+        """Every `detect_every`th face frame shrunk for detection (the others None); an image is one frame."""
+        max_side = self.args.detect_max_side
+        if params.face_kind == "image":
+            return iter([shrink(image_array(face_path, self.args.limits.image), max_side)])
+        every, limits = self.args.detect_every, self.args.limits.video
+        return iter_sampled_frames(face_path, every=every, max_side=max_side, limits=limits)
 
     def _detect_batch(
         self, batch: list[np.ndarray], scale: float, clock: StageClock, reporter: Reporter

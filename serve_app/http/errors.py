@@ -9,7 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from serve_app import metrics
-from serve_app.errors import InvalidInput, QueueFull, VideoServeError
+from serve_app.errors import InvalidInput, QueueFull, RateLimited, VideoServeError
+from serve_app.tenants.limits import Quota
 
 logger = logging.getLogger("serve_app.http.errors")
 
@@ -43,9 +44,13 @@ def add_error_handlers(app: FastAPI, model_names: frozenset[str]) -> None:
         if isinstance(exc, InvalidInput):
             extra["fields"] = [{"field": exc.field, "message": exc.message}]
             metrics.input_rejected(exc.field, "input_check")
+        if isinstance(exc, RateLimited):
+            extra.update(exc.body())
         response = error_response(exc.status_code, exc.code, exc.message, **extra)
-        if isinstance(exc, QueueFull):
+        if isinstance(exc, (QueueFull, RateLimited)):
             response.headers["Retry-After"] = str(exc.retry_after_s)
+        if isinstance(exc, RateLimited) and exc.limit == "submissions_per_minute":
+            response.headers.update(Quota(int(exc.value), 0, exc.retry_after_s).headers())
         return response
 
     @app.exception_handler(RequestValidationError)

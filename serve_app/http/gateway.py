@@ -13,6 +13,7 @@ import re
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,15 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from ray.serve.handle import DeploymentHandle
 
-from deployments.contract import ModelArgs, ModelSpec
+from deployments.contract import InputTooLarge, ModelArgs, ModelSpec
 from deployments.media import MediaInfo
-from serve_app import joblogs
+from serve_app import joblogs, metrics
 from serve_app.errors import (
     InvalidInput,
     JobNotFound,
     JobNotReady,
     NotFound,
+    RateLimited,
     StorageError,
     Unauthorized,
     Unavailable,
@@ -38,6 +40,7 @@ from serve_app.http.streams import call, sse_lines
 from serve_app.http.videos_schemas import VideosContext
 from serve_app.runs.chains import plan_stages
 from serve_app.schemas import (
+    TERMINAL,
     Caller,
     CreatedView,
     JobListView,
@@ -45,13 +48,16 @@ from serve_app.schemas import (
     PresignDownloadView,
     PresignUploadRequest,
     PresignUploadView,
+    UsageView,
 )
 from serve_app.settings import Secrets, SpineArgs
 from serve_app.storage.backends import LocalStorage, build_storage, retrying
 from serve_app.storage.netguard import BlockedURL, pin_public_url
 from serve_app.storage.staging import InputStager, Review, input_sources
+from serve_app.tenants.ledger import GroupBy, Ledger
 
 logger = logging.getLogger("serve_app.http.gateway")
+DELETE_WAIT_S = 10.0  # a running job stops at its next step; a delete waits this long for it
 JOB_SUFFIX = re.compile(r"[0-9a-f]{32}")  # job ids are `<model>-<uuid4 hex>` (see generate)
 
 
@@ -66,14 +72,19 @@ class Gateway:
         request_type: Any,
         model_args: dict[str, ModelArgs],
         queues: dict[str, DeploymentHandle],
+        limiter: DeploymentHandle | None = None,
     ) -> None:
         joblogs.route_logs_to_serve()
         self._args, self._secrets = args, secrets
         self._specs = {spec.name: spec for spec in specs}
         self._request_type = request_type
         self._model_args, self._queues = model_args, queues
-        self._keys = [(k.key.get_secret_value().encode(), Caller(k.key_id, k.admin)) for k in secrets.api_keys]
+        self._keys = [
+            (k.key.get_secret_value().encode(), Caller(k.key_id, k.admin, k.tenant)) for k in secrets.api_keys
+        ]
+        self._limiter = limiter
         self._storage = build_storage(args.storage, secrets)  # requests fail fast in an outage: 503
+        self._ledger = Ledger(self._storage)  # usage reports read the ledger; they fail fast in an outage
         self._cleanup_storage = retrying(self._storage, args.storage)  # cleanups wait storage out
         self._cleanups: set[asyncio.Task] = set()
         self._stager = InputStager(self._storage, args.inputs)
@@ -95,7 +106,6 @@ class Gateway:
         params = spec.plan(body, self._model_args[model])
         webhook_url = body.webhook_url  # type: ignore[attr-defined]
         await self._check_webhook(webhook_url)
-        webhook = str(webhook_url) if webhook_url else None
         self._check_upload_owner(spec, body, caller)
         idem = _digest(caller.key_id, idempotency_key) if idempotency_key else None
         body_hash = _digest(body.model_dump_json()) if idem else None
@@ -111,7 +121,16 @@ class Gateway:
         try:
             view, created = await call(
                 queue.submit.remote(
-                    job_id, params, inputs, webhook, idem, body_hash, caller.key_id, labels=labels or {}
+                    job_id,
+                    params,
+                    inputs,
+                    str(webhook_url) if webhook_url else None,
+                    idem,
+                    body_hash,
+                    caller.key_id,
+                    tenant=caller.tenant,
+                    admin=caller.admin,
+                    labels=labels or {},
                 )
             )
         except (Unavailable, asyncio.CancelledError):
@@ -129,6 +148,29 @@ class Gateway:
             await asyncio.to_thread(self._storage.delete_prefix, f"jobs/{job_id}")
         return CreatedView(**view.model_dump()), created
 
+    async def admit(self, caller: Caller, model: str) -> dict[str, str]:
+        """Count a submission against the caller's tenant limits spanning models (429 over one); the RateLimit
+        headers of the answer. With the limiter restarting, the job is let through: a few seconds unlimited are
+        better than an API that refuses every job."""
+        if self._limiter is None:
+            return {}
+        try:
+            quota = await call(self._limiter.admit.remote(caller.tenant, caller.admin))
+        except RateLimited as refused:
+            metrics.tenant_rejected(model, caller.tenant, refused.limit)
+            raise
+        except Unavailable:
+            logger.warning("tenant limiter unavailable: submission of %s let through unchecked", caller.tenant)
+            return {}
+        return quota.headers()
+
+    async def usage(
+        self, caller: Caller, start: str | None, end: str | None, group_by: GroupBy, tenant: str | None
+    ) -> UsageView:
+        """`GET /api/v1/usage`: the caller's tenant's totals from the ledger (an admin's: any tenant, or all)."""
+        today = datetime.now(UTC).date()
+        return await asyncio.to_thread(self._ledger.report_for, caller, start, end, group_by, tenant, today)
+
     async def get_job(self, job_id: str, caller: Caller) -> JobView:
         """The job's current view, from its model's queue; another key's job is a 404."""
         return await call(self._queue_of(job_id).get.remote(job_id, caller.scope))
@@ -138,12 +180,15 @@ class Gateway:
         return await call(self._queue_of(job_id).cancel.remote(job_id, caller.scope))
 
     async def delete_job(self, job_id: str, caller: Caller) -> None:
-        """Remove a job's record and files through its queue; an unfinished one is cancelled first."""
-        await call(self._queue_of(job_id).delete.remote(job_id, caller.scope))
-
-    async def output_key(self, job_id: str, caller: Caller) -> str:
-        """Where the caller's completed job's video is stored (a remix reads it)."""
-        return await call(self._queue_of(job_id).output_key.remote(job_id, caller.scope))
+        """Remove a job's record and files through its queue; an unfinished one is cancelled and waited for first
+        (a 409 if it has not stopped within DELETE_WAIT_S: the caller asks again)."""
+        queue = self._queue_of(job_id)
+        view = await call(queue.cancel.remote(job_id, caller.scope))  # an ended job: no change
+        if view.status not in TERMINAL:
+            view = await call(queue.wait.remote(job_id, caller.scope, DELETE_WAIT_S))
+        if view.status not in TERMINAL:
+            raise JobNotReady(f"job {job_id} is still stopping; delete it again shortly")
+        await call(queue.cancel.remote(job_id, caller.scope, remove=True))
 
     async def list_jobs(
         self, caller: Caller, status: str | None, model: str | None, limit: int, cursor: str | None
@@ -204,11 +249,13 @@ class Gateway:
         if not key.startswith("uploads/") or not storage.verify("PUT", key, expires, signature):
             raise Unauthorized("bad or expired signature")
         limit, size = int(self._args.inputs.max_input_mb * 1024 * 1024), 0
+        if int(request.headers.get("content-length") or 0) > limit:  # refused before a byte is read
+            raise InputTooLarge("body", f"upload is over the {limit} byte limit")
         with tempfile.NamedTemporaryFile(prefix="upload-") as spool:  # on disk: an upload may be hundreds of MB
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > limit:
-                    raise InvalidInput("body", f"upload is over the {limit} byte limit")
+                if size > limit:  # a chunked body states no length: counted as it comes, nothing stored
+                    raise InputTooLarge("body", f"upload is over the {limit} byte limit")
                 spool.write(chunk)
             spool.flush()
             await asyncio.to_thread(storage.put_file, key, Path(spool.name))
@@ -263,7 +310,7 @@ class Gateway:
     def authorize(self, request: Request) -> Caller:
         """Check the Bearer key in constant time against every key; returns the caller (a key id, never the key)."""
         if not self._args.gateway.require_auth:
-            return Caller("anonymous")
+            return Caller("anonymous")  # tenant `default`
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         presented = token.strip().encode()
         if scheme.lower() == "bearer" and presented:

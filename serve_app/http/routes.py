@@ -6,7 +6,7 @@ here: the generate route's annotation is a value computed at build time, and Fas
 """
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
@@ -26,6 +26,7 @@ from serve_app.schemas import (
     PresignDownloadView,
     PresignUploadRequest,
     PresignUploadView,
+    UsageView,
 )
 from serve_app.settings import StorageArgs
 
@@ -100,13 +101,28 @@ def build_api(
         With `Prefer: wait=N` it answers the job view when the job ends (200) or after N seconds (202)."""
         caller = gateway.authorize(request)
         wait_s = prefer_wait(prefer)
+        limits = await gateway.admit(caller, body.model)  # RateLimit headers; 429 over a tenant limit
         created_view, created = await gateway.generate(body, caller, idempotency_key)
         if wait_s is None:
-            return JSONResponse(created_view.model_dump(mode="json"), status_code=201 if created else 200)
+            status = 201 if created else 200
+            return JSONResponse(created_view.model_dump(mode="json"), status_code=status, headers=limits)
         view = await gateway.wait_job(created_view.job_id, caller, wait_s)
-        response = JSONResponse(view.model_dump(mode="json"), status_code=200 if view.status in TERMINAL else 202)
+        status = 200 if view.status in TERMINAL else 202
+        response = JSONResponse(view.model_dump(mode="json"), status_code=status, headers=limits)
         response.headers["Preference-Applied"] = f"wait={wait_s}"
         return response
+
+    @app.get("/api/v1/usage", response_model=UsageView, tags=["usage"], dependencies=SECURED)
+    async def usage(
+        request: Request,
+        start: Annotated[str | None, Query(max_length=10, description="First day, YYYY-MM-DD (UTC).")] = None,
+        end: Annotated[str | None, Query(max_length=10, description="Last day, YYYY-MM-DD (UTC), included.")] = None,
+        group_by: Annotated[Literal["day", "model"], Query(description="One row per day or per model.")] = "day",
+        tenant: Annotated[str | None, Query(max_length=32, description="Admin keys: one tenant's usage.")] = None,
+    ) -> UsageView:
+        """Ended jobs of the caller's tenant by status, their seconds, GPU-seconds and cost, from the usage ledger
+        (default: the last 30 days). An admin key gets every tenant, or the one named by `tenant`."""
+        return await gateway.usage(gateway.authorize(request), start, end, group_by, tenant)
 
     @app.get("/api/v1/jobs", response_model=JobListView, tags=["jobs"], dependencies=SECURED)
     async def list_jobs(

@@ -31,8 +31,8 @@ from serve_app.http.videos_schemas import (
     openai_error,
     video_of,
 )
-from serve_app.jobs.store import INVERTED_MS_BASE
-from serve_app.schemas import Caller, CreatedView, JobView
+from serve_app.jobs.store import INVERTED_MS_BASE, record_key
+from serve_app.schemas import Caller, CreatedView, JobRecord, JobView
 
 logger = logging.getLogger("serve_app.http.videos")
 bearer = HTTPBearer(auto_error=False, description="One of the keys in the API_KEYS environment variable.")
@@ -157,11 +157,17 @@ class VideosSurface:
             raise InvalidInput("video_id", f"video {video_id} is {source.status}; only a completed one can be remixed")
         # a copy under the caller's uploads (the model reads inputs from there), one per source: retries name it too
         upload = f"uploads/{caller.key_id}-v1/video-remix-{video_id}.mp4"
-        await asyncio.to_thread(self._context.storage.copy, await self._jobs.output_key(video_id, caller), upload)
+        await asyncio.to_thread(self._context.storage.copy, await self._output_key(video_id), upload)
         body = mapping.remix(fields.prompt, Reference(kind="video", key=upload), source.params, dict(fields.extra))
         labels = {"api": "openai", "model": self._video(source).model, "prompt": fields.prompt}
         labels["remixed_from"] = video_id
         return await self._submit(spec, mapping, _checked(spec, mapping, body), caller, idempotency_key, labels)
+
+    async def _output_key(self, video_id: str) -> str:
+        """Where a job's video is: its record says (the key is set at submit and never changes, so the record as
+        first written will do; the caller's access was checked by reading the job through its queue)."""
+        raw = await asyncio.to_thread(self._context.storage.get_bytes, record_key(video_id))
+        return JobRecord.model_validate_json(raw).output_key
 
     async def _submit(
         self,

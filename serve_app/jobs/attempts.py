@@ -38,6 +38,7 @@ class ModelCalls:
             inputs=record.inputs,
             output_key=record.output_key,
             heartbeat_s=min(MAX_HEARTBEAT_S, self._timeout_s / 4),
+            tenant=record.tenant,
         )
 
     async def run(self, record: JobRecord) -> JobResult:

@@ -1,6 +1,6 @@
-"""The dispatch order: which waiting job of a model goes to its GPUs next. It owns the waiting jobs and nothing
-else; the queue tells it when a job starts running and when a run ends, so a policy may weigh what each tenant
-already used. `FifoOrder` is first come, first served."""
+"""The dispatch order: which waiting job of a model goes to its GPUs next. A policy owns the waiting jobs and what
+it weighs; the queue tells it when a job starts running and when a run ends, so it may weigh what each tenant
+already used. The queue's policy is `fairshare.FairShareOrder` (weighted fair share of GPU time by tenant)."""
 
 from __future__ import annotations
 
@@ -32,38 +32,3 @@ class DispatchOrder(Protocol):
     def __contains__(self, job_id: object) -> bool: ...
 
     def __len__(self) -> int: ...
-
-
-class FifoOrder:
-    """First come, first served: jobs run in the order they became ready, whoever sent them."""
-
-    def __init__(self) -> None:
-        self._waiting: dict[str, str] = {}  # job -> tenant; dicts keep insertion order
-
-    def push(self, job_id: str, tenant: str) -> None:
-        self._waiting[job_id] = tenant
-
-    def discard(self, job_id: str) -> bool:
-        return self._waiting.pop(job_id, None) is not None
-
-    def pop(self) -> str | None:
-        if not self._waiting:
-            return None
-        job_id = next(iter(self._waiting))
-        del self._waiting[job_id]
-        return job_id
-
-    def started(self, job_id: str, tenant: str) -> None:
-        """FIFO weighs nothing."""
-
-    def ended(self, job_id: str, tenant: str, gpu_s: float) -> None:
-        """FIFO weighs nothing."""
-
-    def waiting(self) -> Iterator[str]:
-        return iter(list(self._waiting))
-
-    def __contains__(self, job_id: object) -> bool:
-        return job_id in self._waiting
-
-    def __len__(self) -> int:
-        return len(self._waiting)

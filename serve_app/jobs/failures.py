@@ -8,35 +8,15 @@ for them; the exception itself goes to the server log under the job id.
 
 from __future__ import annotations
 
-import re
-
 from ray.exceptions import ActorDiedError, NodeDiedError, OutOfMemoryError, RayActorError, RayTaskError
 
+from deployments.contract import caller_safe
 from serve_app.errors import InvalidInput, JobFailed, StorageError
 from serve_app.schemas import JobError
-
-# What must never reach a caller: terminal colour codes, Ray's actor and task reprs, process ids, addresses, paths.
-_INSIDES = (
-    (re.compile(r"\x1b\[[0-9;]*[A-Za-z]"), ""),
-    (re.compile(r"ray::\S+"), "<task>"),
-    (re.compile(r"\b(pid|ip|node_id|actor_id|worker_id)=\S+", re.IGNORECASE), ""),
-    (re.compile(r"\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b"), "<address>"),
-    (re.compile(r"(?<![\w:])(?:[0-9a-f]{1,4}:){3,7}[0-9a-f]{1,4}(?![\w:])", re.IGNORECASE), "<address>"),  # IPv6
-    (re.compile(r"(?<![\w:])[0-9a-f:]*::[0-9a-f:]*(?![\w:])", re.IGNORECASE), "<address>"),  # IPv6, shortened
-    (re.compile(r"(?<![\w.])/(?:[\w.@+-]+/)+[\w.@+-]*"), "<path>"),
-)
-MAX_MESSAGE = 500
 
 
 class RunLost(Exception):
     """The replica running a job went silent: no report for `heartbeat_timeout_s` (frozen, hung or gone)."""
-
-
-def caller_safe(message: str) -> str:
-    """`message` without the server's insides (colour codes, Ray reprs, pids, addresses, paths), on one line."""
-    for pattern, replacement in _INSIDES:
-        message = pattern.sub(replacement, message)
-    return " ".join(message.split())[:MAX_MESSAGE]
 
 
 def final_error(exc: BaseException) -> JobError | None:

@@ -22,12 +22,12 @@ from typing import Any
 
 from ray.serve.handle import DeploymentHandle
 
-from deployments.contract import ModelArgs
+from deployments.contract import ModelArgs, caller_safe
 from serve_app import joblogs, metrics
-from serve_app.errors import JobNotReady, QueueFull, StorageError
+from serve_app.errors import QueueFull, StorageError
 from serve_app.jobs.attempts import ModelCalls
-from serve_app.jobs.dispatch import DispatchOrder, FifoOrder
-from serve_app.jobs.failures import RunLost, caller_safe, final_error, lost_run_reason
+from serve_app.jobs.failures import RunLost, final_error, lost_run_reason
+from serve_app.jobs.fairshare import FairShareOrder
 from serve_app.jobs.notify import Watchers, WebhookSender
 from serve_app.jobs.records import RecordBook
 from serve_app.jobs.recovery import recover
@@ -35,12 +35,12 @@ from serve_app.jobs.store import JobResult, JobStore
 from serve_app.jobs.supervision import RunSupervisor
 from serve_app.jobs.views import QueuePlaces, job_view, stream_event, webhook_payload
 from serve_app.schemas import JobError, JobRecord, JobView, WebhookState, utcnow
-from serve_app.settings import Secrets, SpineArgs
+from serve_app.settings import DEFAULT_TENANT, Secrets, SpineArgs
 from serve_app.storage.backends import build_storage, retrying
+from serve_app.tenants.accounting import TenantAccounts, tenant_of
 
 logger = logging.getLogger("serve_app.jobs.queue")
 RETENTION_SWEEP_PERIOD_S = 3600.0
-DELETE_WAIT_S = 10.0  # a running job stops at its next step; a delete waits this long for it
 
 
 class JobQueue:
@@ -54,6 +54,7 @@ class JobQueue:
         model_args: ModelArgs,
         secrets: Secrets,
         window: int | None = None,
+        limiter: DeploymentHandle | None = None,
     ) -> None:
         joblogs.route_logs_to_serve()
         self._model = model
@@ -62,7 +63,11 @@ class JobQueue:
         store = JobStore(retrying(storage, args.storage), model)  # bookkeeping: waits out an outage
         self._direct = JobStore(storage, model)  # request paths and monitor passes: fail now, answer 503
         self._book = RecordBook(store, self._direct, model)
-        self._order: DispatchOrder = FifoOrder()
+        self._order = FairShareOrder(args.tenants, model)
+        charge = limiter.charge.remote if limiter is not None else None  # the TenantLedger deployment
+        # `window` is given for a chain's coordinator only: its stages' queues count the chain's GPU time
+        self._accounts = TenantAccounts(model, args.tenants, model_args.placement, store.storage, charge,
+                                        self._qargs.retry_after_s, chain=window is not None)  # fmt: skip
         self._supervisor = RunSupervisor(self._qargs.heartbeat_timeout_s)
         self._calls = ModelCalls(model, model_handle, self._supervisor, self._book, self._qargs.heartbeat_timeout_s)
         self._watchers = Watchers()
@@ -91,9 +96,12 @@ class JobQueue:
         owner: str | None = None,
         output_key: str | None = None,
         labels: dict[str, str] | None = None,
+        tenant: str | None = None,
+        admin: bool = False,
     ) -> tuple[JobView, bool]:
         """Persist a new job and queue it; returns (view, created). An idempotent replay returns the old job.
-        `output_key` (a chained job's stage) puts the video under another prefix than `jobs/{job_id}/`."""
+        `output_key` (a chained job's stage) puts the video under another prefix than `jobs/{job_id}/`. Over the
+        tenant's `max_queued` on this model: 429 rate_limited."""
         async with self._lock:
             if idempotency_hash and (existing := await self.find_idempotent(idempotency_hash, body_hash)):
                 return existing, False
@@ -102,6 +110,7 @@ class JobQueue:
                     f"{self._model} has {len(self._book)} unfinished jobs (limit {self._qargs.max_queued_jobs})",
                     self._qargs.retry_after_s,
                 )
+            self._accounts.check_submit(tenant or DEFAULT_TENANT, self._order, admin)
             record = JobRecord(
                 job_id=job_id,
                 model=self._model,
@@ -112,13 +121,14 @@ class JobQueue:
                 idempotency_hash=idempotency_hash,
                 owner=owner,
                 labels=labels or {},
+                tenant=tenant,
             )
             try:
                 await self._book.create(record, body_hash)  # durable before the 201
             except StorageError:
                 self._spawn(self._book.discard(record))
                 raise
-            self._order.push(job_id, _tenant(record))
+            self._order.push(job_id, tenant_of(record))
         logger.info("job %s queued", job_id, extra={"job_id": job_id, "model": self._model})
         metrics.job_submitted(self._model)
         self._pump()
@@ -128,9 +138,11 @@ class JobQueue:
         """The job's current view, if `scope` (an owner's key id; None for an admin) may see it."""
         return self._view(await self._book.visible(job_id, scope))
 
-    async def cancel(self, job_id: str, scope: str | None = None) -> JobView:
-        """A queued job never runs; a running one stops at its next step (the model sees the flag)."""
+    async def cancel(self, job_id: str, scope: str | None = None, remove: bool = False) -> JobView:
+        """A queued job never runs; a running one stops at its next step. `remove`: an ended one is deleted."""
         record = await self._book.visible(job_id, scope)
+        if remove and record.terminal:
+            await self._book.remove(record)
         if job_id not in self._book:
             return self._view(record)  # already terminal: cancelling is a no-op
         record.cancel_requested = True
@@ -166,25 +178,6 @@ class JobQueue:
                     pass
         return await self.get(job_id, scope)
 
-    async def delete(self, job_id: str, scope: str | None = None) -> None:
-        """Remove a job's record, files and index entries; an unfinished one is cancelled and removed once it ends
-        (JobNotReady, a 409, if it has not stopped within `delete_wait_s`: the caller asks again)."""
-        record = await self._book.visible(job_id, scope)
-        if not record.terminal:
-            await self.cancel(job_id, scope)
-            await self.wait(job_id, scope, DELETE_WAIT_S)
-            if not (record := await self._book.visible(job_id, scope)).terminal:
-                raise JobNotReady(f"job {job_id} is still stopping; delete it again shortly")
-        await self._book.remove(record)
-        logger.info("job %s deleted", job_id, extra={"job_id": job_id, "model": self._model})
-
-    async def output_key(self, job_id: str, scope: str | None = None) -> str:
-        """Where a completed job's video is stored (a remix reads it); JobNotReady before it completes."""
-        record = await self._book.visible(job_id, scope)
-        if record.status != "completed":
-            raise JobNotReady(f"job {job_id} is {record.status}; only a completed job has a video")
-        return record.output_key
-
     async def counts(self) -> dict[str, int]:
         """Per-model counts for /health: unfinished now, and finished since this replica started."""
         unfinished = self._book.unfinished()
@@ -205,6 +198,7 @@ class JobQueue:
             # finished (a late report may land while the terminal record is being saved), or a stale run
             return True
         self._supervisor.beat(job_id)
+        self._accounts.run_started(record)  # its first report starts the attempt's run (once per attempt)
         record.heartbeat_at = utcnow()
         # Never backwards within a run: a runner ends at 100 % and the replica then reports "uploading" at 99 %.
         percent = max(record.progress, round(100 * min(max(progress, 0.0), 1.0), 1))
@@ -226,13 +220,12 @@ class JobQueue:
     def _pump(self) -> None:
         """Send waiting jobs to the model while the window has room, in the dispatch order's choice."""
         while len(self._runs) < self._window and (job_id := self._order.pop()) is not None:
-            self._order.started(job_id, _tenant(self._book.get(job_id)))
+            self._order.started(job_id, tenant_of(self._book.get(job_id)))
             self._runs[job_id] = asyncio.get_running_loop().create_task(self._execute(job_id))
 
     async def _execute(self, job_id: str) -> None:
         joblogs.tag_job_logs(job_id, self._model)
         record = self._book.get(job_id)
-        started = time.monotonic()
         try:
             while record is not None and not record.terminal:
                 if record.cancel_requested:
@@ -242,7 +235,7 @@ class JobQueue:
         finally:
             self._runs.pop(job_id, None)
             if record is not None:
-                self._order.ended(job_id, _tenant(record), time.monotonic() - started)
+                self._order.ended(job_id, tenant_of(record), self._accounts.job_gpu_s(record))
             self._pump()
 
     async def _attempt(self, record: JobRecord) -> None:
@@ -252,11 +245,14 @@ class JobQueue:
         try:
             result = await self._calls.run(record)
         except Exception as exc:  # a crashed, frozen or vanished replica, or an input error it raised
-            if (error := final_error(exc)) is not None:  # bad input: a retry cannot fix it
+            error = final_error(exc)
+            self._accounts.run_ended(record, produced_result=error is not None)  # a lost run is not billed
+            if error is not None:  # bad input: a retry cannot fix it
                 await self._finish(record, "failed", JobResult(status="failed", attempt=record.attempts, error=error))
             else:
                 await self._after_lost_run(record, exc)
         else:
+            self._accounts.run_ended(record, produced_result=True)
             await self._finish(record, result.status, result)
 
     async def _after_lost_run(self, record: JobRecord, exc: Exception) -> None:
@@ -293,6 +289,7 @@ class JobQueue:
             record.error.message = caller_safe(record.error.message)
         if status == "completed":
             record.progress = 100.0
+        self._accounts.close(record, result.usage if result is not None else None)
         record.revision += 1  # saved with the terminal record: a stream resumed later still sees the end
         self._book.close(record)
         self._supervisor.forget(record.job_id)
@@ -303,7 +300,13 @@ class JobQueue:
         await self._write_end(record)
 
     async def _write_end(self, record: JobRecord, now: bool = False) -> None:
-        """Write the terminal record, then send its webhook; unwritten, the monitor tries again each pass."""
+        """Bill the job (its ledger entry first: a restart before the record is written bills the same entry again),
+        write the terminal record, then send its webhook; unwritten, the monitor tries again each pass."""
+        try:
+            await self._accounts.bill(record)
+        except StorageError as exc:
+            logger.error("job %s ended but is not billed yet (%s)", record.job_id, exc, extra={"job_id": record.job_id})
+            return
         if await self._book.write_end(record, now) and record.webhook is not None:
             self._spawn(self._webhooks.send(record))
 
@@ -313,13 +316,14 @@ class JobQueue:
         """Rebuild the backlog from storage: queued jobs go back in the dispatch order, running ones are adopted
         (each has one heartbeat timeout to report or leave its result), undelivered webhooks are sent again."""
         backlog = await recover(store, self._book, self._model)
+        self._order.seed(await self._accounts.load_shares())  # the shares the previous replica dispatched by
         for record in backlog.queued:
             self._book.hold(record)
-            self._order.push(record.job_id, _tenant(record))
+            self._order.push(record.job_id, tenant_of(record))
         for record in backlog.running:
             self._book.hold(record)
             self._supervisor.adopted(record.job_id)
-            self._order.started(record.job_id, _tenant(record))
+            self._order.started(record.job_id, tenant_of(record))
         for record in backlog.webhooks:
             self._spawn(self._webhooks.send(record))
         if backlog.queued or backlog.running:
@@ -335,6 +339,7 @@ class JobQueue:
                 metrics.queue_state(self._model, await self.counts())
                 await self._check_adopted()
                 await self._book.flush()
+                await self._accounts.save_shares(self._order.shares())
                 for record in self._book.unwritten_ends():
                     await self._write_end(record, now=True)
                 if self._qargs.retention_days and time.monotonic() >= next_sweep:
@@ -354,7 +359,8 @@ class JobQueue:
                 continue
             result = await self._book.result(job_id, now=True)
             if result is not None and result.attempt == record.attempts:
-                self._order.ended(job_id, _tenant(record), 0.0)  # its run time is unknown: it began before the restart
+                self._accounts.run_ended(record, produced_result=True)
+                self._order.ended(job_id, tenant_of(record), self._accounts.job_gpu_s(record))
                 await self._finish(record, result.status, result)
             elif self._supervisor.lost(job_id):
                 self._supervisor.forget(job_id)
@@ -392,8 +398,3 @@ class JobQueue:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-def _tenant(record: JobRecord | None) -> str:
-    """Whose share a job counts against in the dispatch order: its owner's key id."""
-    return (record.owner if record is not None else None) or ""

@@ -24,7 +24,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from serve_app.errors import NotFound
-from serve_app.schemas import JobError, JobRecord
+from serve_app.schemas import JobError, JobRecord, Usage
 from serve_app.storage.backends import Storage
 
 
@@ -36,6 +36,7 @@ class JobResult(BaseModel):
     error: JobError | None = None
     details: dict = {}
     weights: str | None = None
+    usage: Usage | None = None  # a chain's: the sum of its stages' (a model's own usage is timed by its queue)
 
 
 OWNERS_INDEX, CREATED_INDEX = "index/owners", "index/created"

@@ -32,6 +32,7 @@ def job_view(record: JobRecord, queue_position: int | None, sign: Callable[[str]
         thumbnail_url=previews.get("thumbnail"),
         spritesheet_url=previews.get("spritesheet"),
         labels=record.labels,
+        usage=record.usage,
     )
 
 

@@ -26,9 +26,10 @@ from serve_app.errors import VideoServeError
 from serve_app.jobs.store import JobResult, result_key
 from serve_app.runs.chains import STAGE_OUTPUT, StagePlan
 from serve_app.runs.replica import QueueReporter
-from serve_app.schemas import JobError, JobView
+from serve_app.schemas import JobError, JobView, Usage
 from serve_app.settings import Secrets, StorageArgs
 from serve_app.storage.backends import build_storage
+from serve_app.tenants.usage import chain_usage
 
 logger = logging.getLogger("serve_app.runs.coordinator")
 CHECK_PERIOD_S = 1.0  # how often the chained job's cancel flag is read during a stage (a read, not a report)
@@ -124,7 +125,9 @@ class ChainCoordinator:
         job cancels it."""
         queue = self._stage_queues[plan.model]
         stage_id, key = stage_job_id(job.job_id, index, plan.model), _stage_digest(job.job_id, index)
-        await queue.submit.remote(stage_id, plan.params, inputs, None, key, key, None, output_key=output_key)
+        await queue.submit.remote(
+            stage_id, plan.params, inputs, None, key, key, None, output_key=output_key, tenant=job.tenant
+        )
         follow = asyncio.ensure_future(self._follow(queue, stage_id, progress))
         cancel_sent = False
         try:
@@ -180,6 +183,7 @@ class ChainCoordinator:
             # the last stage wrote this job's video, and its previews beside it: they are this job's previews
             details={"stages": stages} | last_previews(stages),
             weights=", ".join(weights) or None,
+            usage=chain_usage(0.0, [Usage.model_validate(stage["usage"]) for stage in stages if stage.get("usage")]),
         )
         body = result.model_dump_json().encode()
         await asyncio.to_thread(self._storage.put_bytes, result_key(job.job_id), body, "application/json")
@@ -213,4 +217,5 @@ def stage_details(plan: StagePlan, view: JobView, output_key: str) -> dict[str, 
         "error_code": view.error_code,
         "details": view.details,
         "weights": view.weights,
+        "usage": view.usage.model_dump() if view.usage else None,
     }

@@ -11,14 +11,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import PIL.Image
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from deployments.contract import JobSpec, ModelArgs, ModelRunner
+from deployments.contract import JobSpec, ModelArgs, ModelRunner, caller_safe
+from deployments.limits import apply_decoder_limits
 from deployments.media import MediaError
 from deployments.previews import PREVIEW_TYPES, PreviewError, make_previews, preview_keys
 from serve_app import joblogs, metrics
-from serve_app.errors import InvalidInput, JobCancelled, JobFailed
+from serve_app.errors import InvalidInput, JobCancelled, JobFailed, NotFound
 from serve_app.jobs.store import JobResult, result_key
 from serve_app.schemas import JobError
 from serve_app.settings import Secrets, StorageArgs
@@ -27,6 +29,25 @@ from serve_app.storage.backends import build_storage, retrying
 logger = logging.getLogger("serve_app.runs.replica")
 REPORT_MIN_INTERVAL_S = 0.5  # progress messages are coalesced; a stage change is always sent
 PROGRESS_POINT = 0.01  # progress moves by a point: worth a report
+# Errors a decoder raises on an input no check caught: final (a retry reads the same bytes), with a fixed message
+# (theirs may hold server paths); the detail goes to the server log under the job id.
+DECODER_ERRORS: dict[type[BaseException], tuple[str, str]] = {
+    PIL.Image.DecompressionBombError: ("invalid_image", "an input image declares more pixels than the limit"),
+    PIL.UnidentifiedImageError: ("invalid_image", "an input image cannot be decoded"),
+    NotFound: ("input_missing", "a staged input of the job is gone from storage"),
+}
+
+
+def input_error(exc: BaseException) -> JobError | None:
+    """The job error for an input the run could not use, or None for an error worth a retry (a lost run)."""
+    if isinstance(exc, (JobFailed, InvalidInput)):
+        return JobError(code=exc.code, message=caller_safe(exc.message))
+    if isinstance(exc, MediaError):
+        return JobError(code="invalid_media", message=caller_safe(str(exc)))
+    for kind, (code, message) in DECODER_ERRORS.items():
+        if isinstance(exc, kind):
+            return JobError(code=code, message=message)
+    return None
 
 
 def load_runner(runner: str, args: ModelArgs) -> ModelRunner:
@@ -96,6 +117,7 @@ class ModelDeployment:
         joblogs.route_logs_to_serve()
         started = time.monotonic()
         self._model = model
+        apply_decoder_limits(args.limits)  # the decoders' own caps agree with this model's limits
         self._runner = load_runner(runner, args)
         load_s = time.monotonic() - started
         metrics.model_loaded(model, load_s)
@@ -119,10 +141,13 @@ class ModelDeployment:
             return await self._conclude(job, "completed", None, details)
         except JobCancelled:
             return await self._conclude(job, "cancelled", None, {})
-        except (JobFailed, InvalidInput, MediaError) as exc:
-            code = getattr(exc, "code", "invalid_media")
-            logger.info("job %s failed: %s", job.job_id, exc, extra={"job_id": job.job_id, "model": self._model})
-            return await self._conclude(job, "failed", JobError(code=code, message=str(exc)), {})
+        except Exception as exc:
+            error = input_error(exc)
+            if error is None:
+                raise  # a crash: the queue decides whether the run is retried
+            extra = {"job_id": job.job_id, "model": self._model}
+            logger.info("job %s failed: %s", job.job_id, exc, exc_info=error.code.startswith("invalid"), extra=extra)
+            return await self._conclude(job, "failed", error, {})
         finally:
             heartbeat.cancel()
 

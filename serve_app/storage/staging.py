@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,13 +17,16 @@ import filetype
 import httpx
 from pydantic import BaseModel
 
-from deployments.contract import ModelArgs, ModelSpec, StagedInput
-from deployments.media import MediaError, MediaInfo, probe
+from deployments.contract import ModelArgs, ModelSpec, StagedInput, VideoServeError
+from deployments.contract.limits import MediaLimits
+from deployments.limits import apply_decoder_limits, inspect_input
+from deployments.media import MediaError, MediaInfo
 from serve_app.errors import InvalidInput, NotFound
 from serve_app.settings import InputArgs
 from serve_app.storage.backends import Storage
 from serve_app.storage.netguard import BlockedURL, pin_public_url, redact_url
 
+logger = logging.getLogger("serve_app.storage.staging")
 SNIFF_BYTES = 8192
 # review(media, keys): a last check of all staged inputs together (input name -> what it holds / its key), run
 # while the local copies still exist; raising InvalidInput refuses the job and removes what was staged.
@@ -71,16 +75,16 @@ class InputStager:
         sources = input_sources(spec, request)
         if not sources and review is None:
             return staged
+        apply_decoder_limits(model_args.limits)
         try:
             with tempfile.TemporaryDirectory(prefix="stage-") as tmp:
                 for source in sources:
                     name = source.input.name
                     local = Path(tmp) / name
-                    await self._obtain(source, local)
+                    limits = model_args.limits.of(source.kind)
+                    await self._obtain(source, local, limits)
                     ext = self._check_type(source, local)
-                    info = await asyncio.to_thread(self._probe, source, local)
-                    if spec.check_input is not None:  # may run a face detector: off the event loop
-                        await asyncio.to_thread(spec.check_input, request, model_args, source.input, info)
+                    info = await asyncio.to_thread(self._checked, source, local, limits, spec, request, model_args)
                     key = f"jobs/{job_id}/inputs/{name}.{ext}"
                     await asyncio.to_thread(self._storage.put_file, key, local, f"{source.kind}/{ext}")
                     staged[name], media[name] = key, info
@@ -91,13 +95,13 @@ class InputStager:
             raise
         return staged
 
-    async def _obtain(self, source: InputSource, target: Path) -> None:
+    async def _obtain(self, source: InputSource, target: Path, limits: MediaLimits) -> None:
         if source.field.endswith("_url"):
             await self._fetch(source.field, source.value, target)
         elif source.field.endswith("_base64"):
             target.write_bytes(self._decode_base64(source.field, source.value))
         else:
-            await self._copy_upload(source.field, source.value, target)
+            await self._copy_upload(source.field, source.value, target, min(self._max_bytes, limits.max_bytes))
 
     async def _fetch(self, field: str, url: str, target: Path) -> None:
         """GET with a size cap and a total deadline; each redirect hop is checked and pinned like the first URL."""
@@ -146,12 +150,12 @@ class InputStager:
         except (binascii.Error, ValueError):
             raise InvalidInput(field, "is not valid base64") from None
 
-    async def _copy_upload(self, field: str, key: str, target: Path) -> None:
+    async def _copy_upload(self, field: str, key: str, target: Path, max_bytes: int) -> None:
         size = await asyncio.to_thread(self._storage.size, key)
         if size is None:
             raise InvalidInput(field, f"no upload at {key}; PUT the file to its upload_url first")
-        if size > self._max_bytes:
-            raise InvalidInput(field, f"{size} bytes is over the {self._max_bytes} byte limit")
+        if size > max_bytes:  # checked before the download: a huge upload is never copied
+            raise InvalidInput(field, f"{size} bytes is over the {max_bytes} byte limit")
         try:
             await asyncio.to_thread(self._storage.download, key, target)
         except NotFound:
@@ -170,12 +174,25 @@ class InputStager:
             raise InvalidInput(source.field, f"content is {guess.mime}, expected {source.kind}")
         return guess.extension
 
-    def _probe(self, source: InputSource, path: Path) -> MediaInfo:
+    def _checked(
+        self,
+        source: InputSource,
+        path: Path,
+        limits: MediaLimits,
+        spec: ModelSpec,
+        request: BaseModel,
+        model_args: ModelArgs,
+    ) -> MediaInfo:
+        """Probe, check against the limits, and run the model's own check; any failure is the input's 4xx."""
         try:
-            info = probe(path)
+            info = inspect_input(source.field, source.kind, path, limits)
+            if spec.check_input is not None:  # may run a face detector: off the event loop, as all of this
+                spec.check_input(request, model_args, source.input, info)
+            return info
+        except VideoServeError:
+            raise
         except MediaError as exc:
             raise InvalidInput(source.field, f"unreadable {source.kind}: {exc}") from None
-        needs_audio = source.kind == "audio"
-        if (needs_audio and not info.has_audio) or (not needs_audio and not info.has_video):
-            raise InvalidInput(source.field, f"holds no {source.kind} stream")
-        return info
+        except Exception:  # a hostile file may break a decoder in ways no check foresaw: still the input's fault
+            logger.warning("input %s could not be checked", source.field, exc_info=True)
+            raise InvalidInput(source.field, f"cannot be read as {source.kind}") from None

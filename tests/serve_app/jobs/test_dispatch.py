@@ -1,25 +1,31 @@
-"""The dispatch order alone (no Ray): FIFO takes jobs in the order they became ready, whoever sent them."""
+"""The dispatch order alone (no Ray): within one tenant, first come, first served."""
 
 from __future__ import annotations
 
-from serve_app.jobs.dispatch import FifoOrder
+from serve_app.jobs.dispatch import DispatchOrder
+from serve_app.jobs.fairshare import FairShareOrder
+from serve_app.settings import TenantsArgs
 
 
-def test_fifo_dispatches_in_arrival_order_across_tenants():
-    order = FifoOrder()
-    for job, tenant in [("a1", "a"), ("b1", "b"), ("a2", "a")]:
-        order.push(job, tenant)
-    assert list(order.waiting()) == ["a1", "b1", "a2"]
+def one_tenant_order() -> DispatchOrder:
+    return FairShareOrder(TenantsArgs(), "m")
+
+
+def test_one_tenants_jobs_dispatch_in_arrival_order():
+    order = one_tenant_order()
+    for job in ("a1", "a2", "a3"):
+        order.push(job, "a")
+    assert list(order.waiting()) == ["a1", "a2", "a3"]
     popped = []
     while (job := order.pop()) is not None:
-        order.started(job, job[0])
+        order.started(job, "a")
         popped.append(job)
-    assert popped == ["a1", "b1", "a2"]
+    assert popped == ["a1", "a2", "a3"]
     assert len(order) == 0 and order.pop() is None
 
 
 def test_a_discarded_job_is_never_dispatched_and_the_rest_keep_their_places():
-    order = FifoOrder()
+    order = one_tenant_order()
     for job in ("a1", "a2", "a3"):
         order.push(job, "a")
     assert order.discard("a2") and not order.discard("a2")
@@ -29,7 +35,7 @@ def test_a_discarded_job_is_never_dispatched_and_the_rest_keep_their_places():
 
 
 def test_waiting_is_a_snapshot_the_caller_may_keep_while_the_order_changes():
-    order = FifoOrder()
+    order = one_tenant_order()
     order.push("a1", "a")
     order.push("a2", "a")
     snapshot = order.waiting()

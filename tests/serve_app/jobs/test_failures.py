@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from ray.exceptions import RayTaskError
 
+from deployments.contract import caller_safe
 from serve_app.errors import InvalidInput, JobFailed
-from serve_app.jobs.failures import RunLost, caller_safe, final_error, lost_run_reason
+from serve_app.jobs.failures import RunLost, final_error, lost_run_reason
 
 RAY_REPR = (
     "\x1b[36mray::ServeReplica:app:Model.handle_request_with_rejection()\x1b[39m "
