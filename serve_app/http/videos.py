@@ -20,7 +20,15 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ValidationError
 
 from deployments.contract import ModelArgs, ModelSpec, OpenAIMapping, Reference
-from serve_app.errors import InvalidInput, JobNotFound, NotFound, QueueFull, VideoServeError
+from serve_app.errors import (
+    BudgetExhausted,
+    InvalidInput,
+    JobNotFound,
+    NotFound,
+    QueueFull,
+    RateLimited,
+    VideoServeError,
+)
 from serve_app.http.gateway import Gateway
 from serve_app.http.videos_create import CREATE_BODY, UploadLimits, read_create
 from serve_app.http.videos_schemas import (
@@ -56,10 +64,7 @@ class OpenAIRoute(APIRoute):
             except InvalidInput as exc:
                 return openai_error(400, exc.message, exc.field, "invalid_value")
             except VideoServeError as exc:
-                response = openai_error(exc.status_code, exc.message, None, exc.code)
-                if isinstance(exc, QueueFull):
-                    response.headers["Retry-After"] = str(exc.retry_after_s)
-                return _retry_hint(request, response)
+                return _retry_hint(request, _error_of(exc))
             except HTTPException as exc:
                 return openai_error(exc.status_code, str(exc.detail))
             except Exception:
@@ -68,6 +73,18 @@ class OpenAIRoute(APIRoute):
                 return _retry_hint(request, response)
 
         return handle_in_envelope
+
+
+def _error_of(exc: VideoServeError) -> JSONResponse:
+    """A spine error in OpenAI's envelope. A spent budget is OpenAI's `insufficient_quota`, not to be retried
+    (`x-should-retry: false`); a full queue or a tenant limit says when to retry (`Retry-After`)."""
+    quota = isinstance(exc, BudgetExhausted)
+    response = openai_error(exc.status_code, exc.message, None, exc.code, "insufficient_quota" if quota else None)
+    if isinstance(exc, (QueueFull, RateLimited)):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    if quota:
+        response.headers["x-should-retry"] = "false"
+    return response
 
 
 def _retry_hint(request: Request, response: JSONResponse) -> JSONResponse:

@@ -71,11 +71,13 @@ class VideoDeleted(BaseModel):
     deleted: bool = True
 
 
-def openai_error(status: int, message: str, param: str | None = None, code: str | None = None) -> JSONResponse:
-    """OpenAI's error envelope: `{"error": {"message", "type", "param", "code"}}`. 422s read as 400s, as
-    OpenAI's own validation errors do."""
+def openai_error(
+    status: int, message: str, param: str | None = None, code: str | None = None, kind: str | None = None
+) -> JSONResponse:
+    """OpenAI's error envelope: `{"error": {"message", "type", "param", "code"}}`, `type` by the status unless
+    given. 422s read as 400s, as OpenAI's own validation errors do."""
     status = 400 if status == 422 else status
-    kind = ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    kind = kind or ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return JSONResponse(body, status_code=status)
 
