@@ -271,7 +271,6 @@ class Gateway:
             models=models,
             storage=self._storage,
             max_input_bytes=int(self._args.inputs.max_input_mb * 1024 * 1024),
-            presign_expires_s=self._args.storage.presign_expires_s,
             retention_s=retention * 86400 if retention else None,
         )
 

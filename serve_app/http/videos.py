@@ -118,6 +118,7 @@ class VideosSurface:
         return await self._submit(spec, mapping, body, caller, idempotency_key, labels)
 
     async def retrieve(self, video_id: str, request: Request) -> Video:
+        """The Video object of one of the caller's jobs."""
         return self._video(await self._jobs.get_job(video_id, self._jobs.authorize(request)))
 
     async def list(self, request: Request, after: str | None, limit: int, order: str) -> VideoList:
@@ -142,11 +143,7 @@ class VideosSurface:
         view = await self._jobs.get_job(video_id, self._jobs.authorize(request))
         if view.status != "completed":
             raise NotFound(f"video {video_id} is {view.status}; its content exists once it is completed")
-        if variant == "video":
-            url = view.result_url
-        else:
-            key = (view.details.get("previews") or {}).get(variant)
-            url = self._context.storage.presign_get(key, self._context.presign_expires_s) if key else None
+        url = {"video": view.result_url, "thumbnail": view.thumbnail_url, "spritesheet": view.spritesheet_url}[variant]
         if url is None:
             raise NotFound(f"video {video_id} has no {variant}")
         return RedirectResponse(url, status_code=302)

@@ -28,7 +28,6 @@ class VideosContext:
     models: Mapping[str, tuple[ModelSpec, ModelArgs]]
     storage: Storage
     max_input_bytes: int
-    presign_expires_s: int
     retention_s: float | None  # finished jobs are deleted after this long (None: kept)
 
 
