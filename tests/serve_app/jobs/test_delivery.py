@@ -62,12 +62,12 @@ def test_upload_links_refuse_other_keys_and_bad_signatures(shared_app):
     assert httpx.put(upload["upload_url"].replace("signature=", "signature=f"), content=b"x").status_code == 401
 
 
-def test_an_upload_over_the_input_limit_is_a_422_and_stores_nothing(deploy, local_storage):
+def test_an_upload_over_the_input_limit_is_a_413_and_stores_nothing(deploy, local_storage):
     client = deploy(app_args(local_storage, inputs={"max_input_mb": 1}))
     presign = {"input_type": "video", "content_type": "video/mp4"}
     too_big, fits = (client.post("/api/v1/presign/upload", json=presign).json() for _ in range(2))
     refused = httpx.put(too_big["upload_url"], content=bytes(1024 * 1024 + 1))
-    assert refused.status_code == 422 and refused.json()["error"]["fields"][0]["field"] == "body", refused.text
+    assert refused.status_code == 413 and refused.json()["error"]["fields"][0]["field"] == "body", refused.text
     stored = httpx.put(fits["upload_url"], content=bytes(1024 * 1024))
     assert stored.json() == {"key": fits["key"], "size": 1024 * 1024}
     uploads = Path(local_storage["local_dir"]) / "uploads"
