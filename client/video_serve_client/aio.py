@@ -14,9 +14,11 @@ from video_serve_client._core import (
     RETRY_STATUSES,
     TERMINAL,
     SSEParser,
+    Variant,
     check,
     new_idempotency_key,
     prepare,
+    preview_url,
     resolve,
     retry_after,
     usage_params,
@@ -183,9 +185,12 @@ class AsyncJob:
         self.data = await self._client.request("POST", f"/api/v1/jobs/{self.id}/cancel")
         return self
 
-    async def download(self, path: str | Path) -> Path:
-        """Write the job's mp4 to `path`."""
-        url = (await self._client.request("GET", f"/api/v1/presign/download/{self.id}"))["download_url"]
+    async def download(self, path: str | Path, variant: Variant = "video") -> Path:
+        """Write the job's mp4 (`video`), its WebP poster (`thumbnail`) or its JPEG spritesheet to `path`."""
+        if variant == "video":
+            url = (await self._client.request("GET", f"/api/v1/presign/download/{self.id}"))["download_url"]
+        else:
+            url = preview_url((await self.refresh()).data, variant)
         target = Path(path)
         async with httpx.AsyncClient(timeout=600) as raw, raw.stream("GET", url) as response:
             if not response.is_success:

@@ -14,9 +14,11 @@ from video_serve_client._core import (
     RETRY_STATUSES,
     TERMINAL,
     SSEParser,
+    Variant,
     check,
     new_idempotency_key,
     prepare,
+    preview_url,
     resolve,
     retry_after,
     usage_params,
@@ -178,9 +180,13 @@ class Job:
         self.data = self._client.request("POST", f"/api/v1/jobs/{self.id}/cancel")
         return self
 
-    def download(self, path: str | Path) -> Path:
-        """Write the job's mp4 to `path` (a fresh signed URL each time)."""
-        url = self._client.request("GET", f"/api/v1/presign/download/{self.id}")["download_url"]
+    def download(self, path: str | Path, variant: Variant = "video") -> Path:
+        """Write the job's mp4 (`video`), its WebP poster (`thumbnail`) or its JPEG spritesheet to `path`, from a
+        fresh signed URL."""
+        if variant == "video":
+            url = self._client.request("GET", f"/api/v1/presign/download/{self.id}")["download_url"]
+        else:
+            url = preview_url(self.refresh().data, variant)
         target = Path(path)
         with httpx.stream("GET", url, timeout=600) as response, target.open("wb") as out:
             if not response.is_success:

@@ -37,8 +37,10 @@ from serve_app.errors import (
 )
 from serve_app.http.listing import list_page
 from serve_app.http.streams import call, sse_lines
+from serve_app.http.videos_schemas import VideosContext
 from serve_app.runs.chains import plan_stages
 from serve_app.schemas import (
+    TERMINAL,
     Caller,
     CreatedView,
     JobListView,
@@ -55,6 +57,7 @@ from serve_app.storage.staging import InputStager, Review, input_sources, upload
 from serve_app.tenants.ledger import GroupBy, Ledger
 
 logger = logging.getLogger("serve_app.http.gateway")
+DELETE_WAIT_S = 10.0  # a running job stops at its next step; a delete waits this long for it
 JOB_SUFFIX = re.compile(r"[0-9a-f]{32}")  # job ids are `<model>-<uuid4 hex>` (see generate)
 
 
@@ -90,9 +93,11 @@ class Gateway:
 
     # ---- jobs -----------------------------------------------------------------------------------
 
-    async def generate(self, body: BaseModel, caller: Caller, idempotency_key: str | None) -> tuple[CreatedView, bool]:
+    async def generate(
+        self, body: BaseModel, caller: Caller, idempotency_key: str | None, labels: dict[str, str] | None = None
+    ) -> tuple[CreatedView, bool]:
         """Plan, stage and queue a job; returns (view, created). The job is in storage before this returns;
-        the same Idempotency-Key returns the same job with created False."""
+        the same Idempotency-Key returns the same job with created False; `labels` go into its record."""
         model = body.model  # type: ignore[attr-defined]
         queue = self._queues.get(model)
         if queue is None:
@@ -125,6 +130,7 @@ class Gateway:
                     caller.key_id,
                     tenant=caller.tenant,
                     admin=caller.admin,
+                    labels=labels or {},
                 )
             )
         except (Unavailable, asyncio.CancelledError):
@@ -172,6 +178,17 @@ class Gateway:
     async def cancel_job(self, job_id: str, caller: Caller) -> JobView:
         """Cancel through the job's queue: a queued job never runs; a running one stops at its next step."""
         return await call(self._queue_of(job_id).cancel.remote(job_id, caller.scope))
+
+    async def delete_job(self, job_id: str, caller: Caller) -> None:
+        """Remove a job's record and files through its queue; an unfinished one is cancelled and waited for first
+        (a 409 if it has not stopped within DELETE_WAIT_S: the caller asks again)."""
+        queue = self._queue_of(job_id)
+        view = await call(queue.cancel.remote(job_id, caller.scope))  # an ended job: no change
+        if view.status not in TERMINAL:
+            view = await call(queue.wait.remote(job_id, caller.scope, DELETE_WAIT_S))
+        if view.status not in TERMINAL:
+            raise JobNotReady(f"job {job_id} is still stopping; delete it again shortly")
+        await call(queue.cancel.remote(job_id, caller.scope, remove=True))
 
     async def list_jobs(
         self, caller: Caller, status: str | None, model: str | None, limit: int, cursor: str | None
@@ -251,6 +268,19 @@ class Gateway:
             spool.flush()
             await asyncio.to_thread(storage.put_file, key, Path(spool.name))
         return {"key": key, "size": size}
+
+    # ---- what the OpenAI Videos surface (serve_app.http.videos) needs besides the calls above ----
+
+    def videos_context(self) -> VideosContext:
+        """The enabled models with their args, the storage, and the limits the `/v1/videos` answers show."""
+        models = {name: (self._specs[name], args) for name, args in self._model_args.items() if name in self._queues}
+        retention = self._args.queue.retention_days
+        return VideosContext(
+            models=models,
+            storage=self._storage,
+            max_input_bytes=int(self._args.inputs.max_input_mb * 1024 * 1024),
+            retention_s=retention * 86400 if retention else None,
+        )
 
     # ---- health ---------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from serve_app.errors import InvalidInput
 from serve_app.http.errors import add_error_handlers
 from serve_app.http.gateway import Gateway
 from serve_app.http.pages import add_pages
+from serve_app.http.videos import add_video_routes
 from serve_app.schemas import (
     TERMINAL,
     CreatedView,
@@ -86,6 +87,7 @@ def build_api(
     add_error_handlers(app, model_names)
     add_pages(app, storage)
     mark_uploads(app, uploads)
+    add_video_routes(app, gateway)
 
     @app.post("/api/v1/generate", status_code=201, response_model=CreatedView, tags=["jobs"], dependencies=SECURED)
     async def generate(

@@ -76,7 +76,12 @@ def test_a_job_with_an_uploaded_input_runs_end_to_end(client, tmp_path):
 
     job = wait_terminal(client, created.json()["job_id"])
     assert job["status"] == "completed", job
-    assert job["details"] == {"frames": 6, "size": [64, 48]} and job["weights"] == "none"
+    previews = {
+        "thumbnail": f"jobs/{job['job_id']}/thumbnail.webp",
+        "spritesheet": f"jobs/{job['job_id']}/spritesheet.jpg",
+    }
+    assert job["details"] == {"frames": 6, "size": [64, 48], "previews": previews} and job["weights"] == "none"
+    assert httpx.get(job["thumbnail_url"]).headers["content-type"] == "image/webp"  # any model's video gets previews
     video = tmp_path / "flipbook.mp4"
     video.write_bytes(httpx.get(job["result_url"]).content)
     with av.open(str(video)) as container:
