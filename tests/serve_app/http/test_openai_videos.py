@@ -78,7 +78,8 @@ def upload_speech(app: SharedApp, seconds: float) -> str:
     """A speech track uploaded through /api/v1 (the SDK sends only `input_reference` as a file): its key."""
     buffer = io.BytesIO()
     wavfile.write(buffer, 16_000, (speech_like(seconds) * 32767).astype(np.int16))
-    presign = app.client.post("/api/v1/presign/upload", json={"input_type": "audio", "content_type": "audio/wav"})
+    slot = {"input_type": "audio", "content_type": "audio/wav", "size": len(buffer.getvalue())}
+    presign = app.client.post("/api/v1/presign/upload", json=slot)
     put = httpx.put(presign.json()["upload_url"], content=buffer.getvalue(), headers={"Content-Type": "audio/wav"})
     assert put.status_code == 200, put.text
     return presign.json()["key"]
