@@ -191,11 +191,17 @@ class Gateway:
         await call(queue.cancel.remote(job_id, caller.scope, remove=True))
 
     async def list_jobs(
-        self, caller: Caller, status: str | None, model: str | None, limit: int, cursor: str | None
+        self,
+        caller: Caller,
+        status: str | None,
+        model: str | None,
+        limit: int,
+        cursor: str | None,
+        oldest_first: bool = False,
     ) -> JobListView:
-        """A page of the caller's jobs (every job for an admin), newest first."""
+        """A page of the caller's jobs (every job for an admin), newest first unless `oldest_first`."""
         models = frozenset(self._queues) if model is None else frozenset(self._queues) & {model}
-        return await list_page(self._storage, caller, models, status, limit, cursor, self._view_or_none)
+        return await list_page(self._storage, caller, models, status, limit, cursor, self._view_or_none, oldest_first)
 
     async def _view_or_none(self, job_id: str, caller: Caller) -> JobView | None:
         try:

@@ -1,5 +1,5 @@
-"""A caller's job list, a page at a time, newest first, from the list index written at create: a page reads about
-`limit` index entries, more only when filters skip some. Cursors are opaque: the last index entry of a page."""
+"""A caller's job list, a page at a time, newest or oldest first, from the list indexes written at create: a page
+reads about `limit` index entries, more only when filters skip some. Cursors are opaque: a page's last entry."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import asyncio
 import base64
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from serve_app.errors import InvalidInput
-from serve_app.jobs.store import listing_prefix
+from serve_app.jobs.store import listing_entry, listing_prefix
 from serve_app.schemas import Caller, JobListView, JobView
 from serve_app.storage.backends import Storage
 
-LIST_ENTRY = re.compile(r"\d{13}-[a-z][a-z0-9_]{0,31}-[0-9a-f]{32}")  # jobs.store.listing_keys
+LIST_ENTRY = re.compile(r"\d{13}-[a-z][a-z0-9_]{0,31}-[0-9a-f]{32}")  # jobs.store.listing_entry
 
 ViewOf = Callable[[str, Caller], Awaitable[JobView | None]]  # a job's view, None once it is gone
 
@@ -26,9 +27,10 @@ async def list_page(
     limit: int,
     cursor: str | None,
     view_of: ViewOf,
+    oldest_first: bool = False,
 ) -> JobListView:
     """A page of the caller's jobs (every job for an admin) of `models`, in `status` if given."""
-    prefix = listing_prefix(caller.scope)
+    prefix = listing_prefix(caller.scope, oldest_first)
     start_after = prefix + decode_cursor(cursor) if cursor else ""
     jobs: list[JobView] = []
     while True:
@@ -44,6 +46,11 @@ async def list_page(
         if len(keys) < limit:
             return JobListView(jobs=jobs, next_cursor=None)
         start_after = keys[-1]
+
+
+def cursor_after(job_id: str, created_at: datetime, oldest_first: bool = False) -> str:
+    """The cursor of the page that follows a job (as if that job ended the page before)."""
+    return encode_cursor(listing_entry(job_id, created_at, oldest_first))
 
 
 def encode_cursor(entry: str) -> str:

@@ -8,7 +8,6 @@ onto its request; this module names no model. Errors leave in OpenAI's envelope,
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from typing import Annotated, Any, Literal
 
@@ -30,6 +29,7 @@ from serve_app.errors import (
     VideoServeError,
 )
 from serve_app.http.gateway import Gateway
+from serve_app.http.listing import cursor_after
 from serve_app.http.videos_create import CREATE_BODY, UploadLimits, read_create
 from serve_app.http.videos_schemas import (
     Video,
@@ -39,7 +39,7 @@ from serve_app.http.videos_schemas import (
     openai_error,
     video_of,
 )
-from serve_app.jobs.store import INVERTED_MS_BASE, record_key
+from serve_app.jobs.store import record_key
 from serve_app.schemas import Caller, CreatedView, JobRecord, JobView
 
 logger = logging.getLogger("serve_app.http.videos")
@@ -122,18 +122,18 @@ class VideosSurface:
         return self._video(await self._jobs.get_job(video_id, self._jobs.authorize(request)))
 
     async def list(self, request: Request, after: str | None, limit: int, order: str) -> VideoList:
-        """A page of the caller's videos, newest first; `after` is the last id of the page before."""
+        """A page of the caller's videos, newest first (`desc`) or oldest first (`asc`); `after` is the last id
+        of the page before."""
         caller = self._jobs.authorize(request)
-        if order != "desc":
-            raise InvalidInput("order", "only desc (newest first) is served")
+        oldest_first = order == "asc"
         cursor = None
         if after is not None:
             try:
                 previous = await self._jobs.get_job(after, caller)
             except JobNotFound:
                 raise InvalidInput("after", f"no video {after[:80]}") from None
-            cursor = _cursor(previous)
-        page = await self._jobs.list_jobs(caller, None, None, limit, cursor)
+            cursor = cursor_after(previous.job_id, previous.created_at, oldest_first)
+        page = await self._jobs.list_jobs(caller, None, None, limit, cursor, oldest_first)
         data = [self._video(view) for view in page.jobs]
         first, last = (data[0].id, data[-1].id) if data else (None, None)
         return VideoList(data=data, first_id=first, last_id=last, has_more=page.next_cursor is not None)
@@ -240,12 +240,6 @@ def _checked(spec: ModelSpec, mapping: OpenAIMapping, body: dict[str, Any]) -> B
         if error["type"] == "extra_forbidden":
             message = f"unknown field: neither an OpenAI field nor one of the {spec.name} model's"
         raise InvalidInput(mapping.fields.get(field, field), message) from None
-
-
-def _cursor(view: JobView) -> str:
-    """The list cursor that follows `view` (the gateway's list index entry, `jobstore.listing_keys`)."""
-    entry = f"{INVERTED_MS_BASE - int(view.created_at.timestamp() * 1000):013d}-{view.job_id}"
-    return base64.urlsafe_b64encode(entry.encode()).decode().rstrip("=")
 
 
 def _as_view(created: CreatedView, labels: dict[str, str]) -> JobView:

@@ -10,6 +10,8 @@ index/{model}/finished/{epoch}-{job_id}     for the retention sweep (keys sort b
 index/{model}/quarantine/{job_id}           an entry with no usable record, moved aside at recovery
 index/owners/{key_id}/{inverted}-{job_id}   the jobs of one API key, newest first (inverted creation time)
 index/created/{inverted}-{job_id}           every job, newest first (what an admin key lists)
+index/owners-asc/{key_id}/{ms}-{job_id}     the same two, oldest first (creation time): S3 lists keys in one
+index/created-asc/{ms}-{job_id}             order only, so each order is its own index
 ```
 All calls block (boto3); the queue runs them in threads.
 """
@@ -40,6 +42,7 @@ class JobResult(BaseModel):
 
 
 OWNERS_INDEX, CREATED_INDEX = "index/owners", "index/created"
+OLDEST_FIRST = "-asc"  # the suffix of the oldest-first indexes
 INVERTED_MS_BASE = 10**13  # ms since 1970 stays under this until the year 2286; keys sort newest first
 
 
@@ -51,16 +54,26 @@ def result_key(job_id: str) -> str:
     return f"jobs/{job_id}/result.json"
 
 
+def listing_entry(job_id: str, created_at: datetime, oldest_first: bool = False) -> str:
+    """A job's entry in a list index: its creation time (inverted for newest first), then its id."""
+    ms = int(created_at.timestamp() * 1000)
+    return f"{ms if oldest_first else INVERTED_MS_BASE - ms:013d}-{job_id}"
+
+
 def listing_keys(record: JobRecord) -> list[str]:
-    """The list-index entries of a job: its owner's (if it has one) and the global one."""
-    entry = f"{INVERTED_MS_BASE - int(record.created_at.timestamp() * 1000):013d}-{record.job_id}"
-    owner = [f"{OWNERS_INDEX}/{record.owner}/{entry}"] if record.owner else []
-    return [*owner, f"{CREATED_INDEX}/{entry}"]
+    """The list-index entries of a job, in both orders: its owner's (if it has one) and the global one."""
+    keys = []
+    for oldest_first in (False, True):
+        entry = listing_entry(record.job_id, record.created_at, oldest_first)
+        owners = [f"{listing_prefix(record.owner, oldest_first)}{entry}"] if record.owner else []
+        keys += [*owners, f"{listing_prefix(None, oldest_first)}{entry}"]
+    return keys
 
 
-def listing_prefix(owner: str | None) -> str:
-    """Where the jobs of `owner` (None: every owner) are listed, newest first."""
-    return f"{OWNERS_INDEX}/{owner}/" if owner is not None else f"{CREATED_INDEX}/"
+def listing_prefix(owner: str | None, oldest_first: bool = False) -> str:
+    """Where the jobs of `owner` (None: every owner) are listed, newest first or oldest first."""
+    suffix = OLDEST_FIRST if oldest_first else ""
+    return f"{OWNERS_INDEX}{suffix}/{owner}/" if owner is not None else f"{CREATED_INDEX}{suffix}/"
 
 
 class JobStore:

@@ -164,6 +164,9 @@ def test_list_pages_with_after(app):
     assert after.data[0].id == made[0], [v.id for v in after.data]
     seen = [v.id for v in client.videos.list(limit=2)]  # the SDK follows `after` page by page
     assert seen[:3] == made[::-1] and len(seen) == len(set(seen))
+    oldest_first = [v.id for v in client.videos.list(limit=2, order="asc")]  # every page, oldest first
+    assert oldest_first == seen[::-1], (oldest_first, seen)
+    assert client.videos.list(limit=1, order="asc", after=made[0]).data[0].id == made[1]
 
 
 def test_an_idempotency_key_makes_a_retried_multipart_create_the_same_video(app):
