@@ -55,6 +55,7 @@ class JobQueue:
         secrets: Secrets,
         window: int | None = None,
         limiter: DeploymentHandle | None = None,
+        chain: bool = False,
     ) -> None:
         joblogs.route_logs_to_serve()
         self._model = model
@@ -65,9 +66,9 @@ class JobQueue:
         self._book = RecordBook(store, self._direct, model)
         self._order = FairShareOrder(args.tenants, model)
         charge = limiter.charge.remote if limiter is not None else None  # the TenantLedger deployment
-        # `window` is given for a chain's coordinator only: its stages' queues count the chain's GPU time
+        # `chain`: a chained model's queue, whose GPU time its stages' queues count
         self._accounts = TenantAccounts(model, args.tenants, model_args.placement, store.storage, charge,
-                                        self._qargs.retry_after_s, chain=window is not None)  # fmt: skip
+                                        self._qargs.retry_after_s, chain=chain)  # fmt: skip
         self._supervisor = RunSupervisor(self._qargs.heartbeat_timeout_s)
         self._calls = ModelCalls(model, model_handle, self._supervisor, self._book, self._qargs.heartbeat_timeout_s)
         self._watchers = Watchers()
