@@ -299,12 +299,7 @@ class JobQueue:
     async def _write_end(self, record: JobRecord, now: bool = False) -> None:
         """Bill the job (its ledger entry first: a restart before the record is written bills the same entry again),
         write the terminal record, then send its webhook; unwritten, the monitor tries again each pass."""
-        try:
-            await self._accounts.bill(record)
-        except StorageError as exc:
-            logger.error("job %s ended but is not billed yet (%s)", record.job_id, exc, extra={"job_id": record.job_id})
-            return
-        if await self._book.write_end(record, now) and record.webhook is not None:
+        if await self._book.write_end(record, now, before=self._accounts.bill) and record.webhook is not None:
             self._spawn(self._webhooks.send(record))
 
     # ---- recovery and the monitor loop ----------------------------------------------------------
