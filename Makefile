@@ -1,7 +1,11 @@
 # The two commands of the README: `make serve` and `make test`. Both install what they need on first run.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml client/pyproject.toml | sha1sum | cut -c1-12)
+# A second openai release, one that sends creates as JSON (2.2-2.26; the pinned 3.x sends multipart), in a folder of
+# its own: tests/serve_app/http/test_openai_videos.py runs it in a subprocess with PYTHONPATH on that folder. Its
+# other dependencies (httpx, pydantic...) are the venv's; distro is the one 3.x no longer needs.
+OPENAI_JSON_SDK := openai==2.26.0 distro==1.9.0
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml client/pyproject.toml Makefile | sha1sum | cut -c1-12)
 
 # Local-profile secrets: fine for a laptop, never for a deployment (see README, Configuration).
 API_KEYS ?= dev-key
@@ -14,6 +18,7 @@ $(STAMP): pyproject.toml client/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]" -e ./client
+	$(PY) -m pip install -q --no-deps --upgrade --target $(VENV)/openai-json-sdk $(OPENAI_JSON_SDK)
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)

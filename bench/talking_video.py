@@ -51,7 +51,8 @@ def inputs(speech_s: float) -> tuple[bytes, bytes]:
 
 
 def upload(client: httpx.Client, kind: str, content_type: str, data: bytes) -> str:
-    presign = client.post("/api/v1/presign/upload", json={"input_type": kind, "content_type": content_type})
+    body = {"input_type": kind, "content_type": content_type, "size": len(data)}
+    presign = client.post("/api/v1/presign/upload", json=body)
     presign.raise_for_status()
     httpx.put(presign.json()["upload_url"], content=data, headers={"Content-Type": content_type}).raise_for_status()
     return presign.json()["key"]

@@ -37,9 +37,10 @@ def inspect_input(field: str, kind: str, path: Path, limits: MediaLimits) -> Med
         raise InvalidInput(field, f"unreadable {kind}: {exc}") from None
 
 
-def check_media(field: str, kind: str, info: MediaInfo, limits: MediaLimits) -> None:
-    """Raise InvalidInput naming `field` and the limit when the probed input breaks one of `limits`."""
-    for problem in _problems(kind, info, limits):
+def check_media(field: str, kind: str, info: MediaInfo, limits: MediaLimits, owner: str = "") -> None:
+    """Raise InvalidInput naming `field` and the limit when the probed input breaks one of `limits`; `owner`
+    names whose limits they are when they are not the requested model's own (`wav2lip`: wav2lip.limits...)."""
+    for problem in _problems(kind, info, limits, owner):
         raise InvalidInput(field, problem)
 
 
@@ -50,8 +51,8 @@ def recheck_media(name: str, kind: str, info: MediaInfo, limits: MediaLimits) ->
         raise InvalidMedia(kind, f"{name}: {problem}")
 
 
-def _problems(kind: str, info: MediaInfo, limits: MediaLimits) -> Iterable[str]:
-    name = f"limits.{kind}"
+def _problems(kind: str, info: MediaInfo, limits: MediaLimits, owner: str = "") -> Iterable[str]:
+    name = f"{owner}.limits.{kind}" if owner else f"limits.{kind}"
     if info.file_bytes > limits.max_bytes:
         yield f"{info.file_bytes} bytes is over the {limits.max_bytes} byte limit ({name}.max_file_mb)"
     if info.streams > limits.max_streams:

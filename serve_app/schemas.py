@@ -22,6 +22,12 @@ class PresignUploadRequest(BaseModel):
 
     input_type: Literal["image", "video", "audio"]
     content_type: str = Field(pattern=r"^(image|video|audio)/[A-Za-z0-9.+-]{1,64}$", description="MIME type.")
+    size: int = Field(
+        ge=0,
+        description="The file's exact size in bytes. The upload URL is signed for this length: a PUT of any other "
+        "length is refused and stores nothing. Over the largest file any enabled model takes for `input_type`, "
+        "the presign itself is refused (413).",
+    )
     job_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Groups uploads; optional.")
 
     @model_validator(mode="after")
@@ -101,6 +107,7 @@ class JobRecord(BaseModel):
     cancel_requested: bool = False
     idempotency_hash: str | None = None
     owner: str | None = None  # the key id of the creator; records from before ownership have none
+    labels: dict[str, str] = Field(default_factory=dict)  # what the creating surface keeps (`api: openai`, `model`...)
     revision: int = 0  # bumped on every visible change; the id of the job's SSE events
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
@@ -134,6 +141,15 @@ class JobView(BaseModel):
     params: dict[str, Any] = Field(description="The parameters used, after snapping.")
     details: dict[str, Any] = Field(description="What the model reported using (sizes, frames, seed).")
     weights: str | None = Field(description="Weights source; 'random-tiny' means no real model is loaded.")
+    thumbnail_url: str | None = Field(None, description="Signed URL of a WebP poster of the video once completed.")
+    spritesheet_url: str | None = Field(
+        None, description="Signed URL of a JPEG grid of evenly spaced frames of the video once completed."
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="What the API that created the job keeps with it (on /v1/videos: the model name asked for, the "
+        "prompt, the video a remix came from).",
+    )
     usage: Usage | None = Field(None, description="Time, GPU-seconds and cost; set once the job has ended.")
 
 

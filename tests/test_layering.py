@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONTRACT = {
     "deployments.contract",
     "deployments.media",
+    "deployments.previews",
     "deployments.images",
     "deployments.limits",
     "deployments.weights",

@@ -9,16 +9,26 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
-from video_serve_client.errors import error_from
+from video_serve_client.errors import ConflictError, error_from
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 RETRY_STATUSES = frozenset({429, 503})
 UPLOAD_KINDS = ("image", "video", "audio")
 DEFAULT_CONTENT_TYPES = {"image": "image/png", "video": "video/mp4", "audio": "audio/wav"}
+Variant = Literal["video", "thumbnail", "spritesheet"]  # what `download` writes: the mp4 or one of its previews
+VARIANTS: tuple[str, ...] = ("video", "thumbnail", "spritesheet")
+
+
+def preview_url(job: dict[str, Any], variant: str) -> str:
+    """The signed URL of a completed job's `thumbnail` (WebP) or `spritesheet` (JPEG) from its view."""
+    url = job.get(f"{variant}_url")
+    if url is None:
+        raise ConflictError(409, "job_not_ready", f"job {job['job_id']} is {job['status']}; it has no {variant} yet")
+    return url
 
 
 def resolve(base_url: str | None, api_key: str | None) -> tuple[str, str]:

@@ -14,9 +14,11 @@ from video_serve_client._core import (
     RETRY_STATUSES,
     TERMINAL,
     SSEParser,
+    Variant,
     check,
     new_idempotency_key,
     prepare,
+    preview_url,
     resolve,
     retry_after,
     usage_params,
@@ -64,11 +66,12 @@ class AsyncClient:
 
     async def upload(self, path: Path, kind: str, content_type: str) -> str:
         """PUT a local file through a presigned URL; returns the key to pass as `*_key`."""
-        body = {"input_type": kind, "content_type": content_type}
+        data = path.read_bytes()  # the URL is signed for this exact size
+        body = {"input_type": kind, "content_type": content_type, "size": len(data)}
         signed = await self.request("POST", "/api/v1/presign/upload", json=body)
         async with httpx.AsyncClient(timeout=600) as raw:
             headers = {"Content-Type": content_type}
-            response = await raw.put(signed["upload_url"], content=path.read_bytes(), headers=headers)
+            response = await raw.put(signed["upload_url"], content=data, headers=headers)
         if not response.is_success:
             check(response)
         return signed["key"]
@@ -182,9 +185,12 @@ class AsyncJob:
         self.data = await self._client.request("POST", f"/api/v1/jobs/{self.id}/cancel")
         return self
 
-    async def download(self, path: str | Path) -> Path:
-        """Write the job's mp4 to `path`."""
-        url = (await self._client.request("GET", f"/api/v1/presign/download/{self.id}"))["download_url"]
+    async def download(self, path: str | Path, variant: Variant = "video") -> Path:
+        """Write the job's mp4 (`video`), its WebP poster (`thumbnail`) or its JPEG spritesheet to `path`."""
+        if variant == "video":
+            url = (await self._client.request("GET", f"/api/v1/presign/download/{self.id}"))["download_url"]
+        else:
+            url = preview_url((await self.refresh()).data, variant)
         target = Path(path)
         async with httpx.AsyncClient(timeout=600) as raw, raw.stream("GET", url) as response:
             if not response.is_success:

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from video_serve_client._core import usage_table
+from video_serve_client._core import VARIANTS, usage_table
 from video_serve_client.client import Client, Job
 from video_serve_client.errors import APIError, RateLimitError, UnavailableError, WaitTimeout
 
@@ -52,9 +52,10 @@ def parser() -> argparse.ArgumentParser:
     usage.add_argument("--end", help="last day, YYYY-MM-DD (UTC; default today)")
     usage.add_argument("--by", choices=("day", "model"), default="day")
     usage.add_argument("--tenant", help="one tenant's usage (admin keys; default: every tenant)")
-    download = add("download")
+    download = add("download", help="write a completed job's mp4, or its thumbnail or spritesheet")
     download.add_argument("job_id")
     download.add_argument("path")
+    download.add_argument("--variant", choices=VARIANTS, default="video", help="thumbnail: WebP; spritesheet: JPEG")
     return cli
 
 
@@ -122,7 +123,7 @@ def run_command(client: Client, args: argparse.Namespace, extra: list[str]) -> i
         report = client.usage(args.start, args.end, args.by, args.tenant)
         emit(args.json, report, usage_table(report))
     elif args.command == "download":
-        path = client.job(args.job_id).download(args.path)
+        path = client.job(args.job_id).download(args.path, args.variant)
         emit(args.json, {"job_id": args.job_id, "path": str(path)}, str(path))
     return EXIT_OK
 

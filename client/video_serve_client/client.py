@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +14,11 @@ from video_serve_client._core import (
     RETRY_STATUSES,
     TERMINAL,
     SSEParser,
+    Variant,
     check,
     new_idempotency_key,
     prepare,
+    preview_url,
     resolve,
     retry_after,
     usage_params,
@@ -63,8 +66,9 @@ class Client:
 
     def upload(self, path: Path, kind: str, content_type: str) -> str:
         """PUT a local file through a presigned URL; returns the key to pass as `*_key`."""
-        signed = self.request("POST", "/api/v1/presign/upload", json={"input_type": kind, "content_type": content_type})
-        with path.open("rb") as f:
+        with path.open("rb") as f:  # the URL is signed for the file's exact size; httpx sends it as Content-Length
+            body = {"input_type": kind, "content_type": content_type, "size": os.fstat(f.fileno()).st_size}
+            signed = self.request("POST", "/api/v1/presign/upload", json=body)
             check_put(httpx.put(signed["upload_url"], content=f, headers={"Content-Type": content_type}, timeout=600))
         return signed["key"]
 
@@ -176,9 +180,13 @@ class Job:
         self.data = self._client.request("POST", f"/api/v1/jobs/{self.id}/cancel")
         return self
 
-    def download(self, path: str | Path) -> Path:
-        """Write the job's mp4 to `path` (a fresh signed URL each time)."""
-        url = self._client.request("GET", f"/api/v1/presign/download/{self.id}")["download_url"]
+    def download(self, path: str | Path, variant: Variant = "video") -> Path:
+        """Write the job's mp4 (`video`), its WebP poster (`thumbnail`) or its JPEG spritesheet to `path`, from a
+        fresh signed URL."""
+        if variant == "video":
+            url = self._client.request("GET", f"/api/v1/presign/download/{self.id}")["download_url"]
+        else:
+            url = preview_url(self.refresh().data, variant)
         target = Path(path)
         with httpx.stream("GET", url, timeout=600) as response, target.open("wb") as out:
             if not response.is_success:

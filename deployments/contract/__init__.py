@@ -3,7 +3,8 @@
 - `spec`: the `ModelSpec` a package declares (request and args bases, staged inputs, chained stages);
 - `runner`: what a runner receives (`JobSpec`, `Reporter`) and returns (`RunOutput`);
 - `errors`: what a plan, an input check or a run may raise;
-- `limits`: the bounds of each input kind a model accepts (`InputLimits` in its args).
+- `limits`: the bounds of each input kind a model accepts (`InputLimits` in its args);
+- `videos_api`: how a model answers on the OpenAI Videos API surface (`OpenAIMapping`).
 """
 
 from deployments.contract.errors import (
@@ -41,6 +42,7 @@ from deployments.contract.spec import (
     UploadKey,
     exactly_one,
 )
+from deployments.contract.videos_api import OpenAIMapping, Reference, VideoFields, describe_from_params
 
 __all__ = [
     "MODEL_NAME",
@@ -61,16 +63,20 @@ __all__ = [
     "ModelArgs",
     "ModelRunner",
     "ModelSpec",
+    "OpenAIMapping",
     "PlacementArgs",
     "Plan",
+    "Reference",
     "Reporter",
     "RunOutput",
     "Stage",
     "StageRequest",
     "StagedInput",
     "UploadKey",
+    "VideoFields",
     "VideoServeError",
     "caller_safe",
+    "describe_from_params",
     "exactly_one",
     "resolve_device",
 ]

@@ -3,6 +3,9 @@ and again while the replica decodes (a header may lie). Each model's args holds 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 
@@ -56,3 +59,15 @@ class InputLimits(BaseModel):
     def of(self, kind: str) -> MediaLimits:
         """The limits of input kind `kind` (image, video or audio)."""
         return getattr(self, kind)
+
+
+def over_defaults(defaults: InputLimits, given: Any) -> Any:
+    """Partial limits from config (`given`) laid over a model's own `defaults`: each kind keeps every field it does
+    not name. Anything that is not a mapping (an `InputLimits`, a `MediaLimits`) replaces its default whole."""
+    if not isinstance(given, Mapping):
+        return given
+    merged: dict[str, Any] = defaults.model_dump()
+    for kind, fields in given.items():
+        own = merged.get(kind)
+        merged[kind] = {**own, **fields} if isinstance(own, dict) and isinstance(fields, Mapping) else fields
+    return merged

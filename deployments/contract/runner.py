@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
-from deployments.contract.limits import InputLimits
+from deployments.contract.limits import InputLimits, over_defaults
 
 if TYPE_CHECKING:
     import torch
@@ -64,8 +64,19 @@ class ModelArgs(BaseModel):
     placement: PlacementArgs = Field(default_factory=PlacementArgs)
     limits: InputLimits = Field(
         default_factory=InputLimits,
-        description="Bounds of each input kind, checked from headers at staging and while the replica decodes.",
+        description="Bounds of each input kind, checked from headers at staging and while the replica decodes. "
+        "A field left out keeps the model's own default for that kind.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _limits_over_own_defaults(cls, data: Any) -> Any:
+        """Config naming some limits (`limits: {video: {max_fps: 60}}`) keeps this model's own defaults for the
+        rest, not the generic ones a bare `MediaLimits` would start from."""
+        if isinstance(data, dict) and "limits" in data:
+            defaults = cls.model_fields["limits"].get_default(call_default_factory=True)
+            data = {**data, "limits": over_defaults(defaults, data["limits"])}
+        return data
 
 
 def resolve_device(device: Literal["auto", "cpu", "cuda"]) -> torch.device:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from deployments.contract.runner import ModelArgs
+from deployments.contract.videos_api import OpenAIMapping
 
 if TYPE_CHECKING:
     from deployments.media import MediaInfo
@@ -123,6 +124,7 @@ class ModelSpec:
     inputs: tuple[StagedInput, ...] = ()
     check_input: InputCheck | None = None
     stages: tuple[Stage, ...] = ()  # a chained job: these run in order; the spine's coordinator replaces a runner
+    openai: OpenAIMapping | None = None  # how it answers on `/v1/videos`; None: it is not offered there
 
     def __post_init__(self) -> None:
         if not MODEL_NAME.fullmatch(self.name):

@@ -11,6 +11,7 @@ from deployments.ltx2.args import LTX2Args, check_camera_lora, check_quality
 from deployments.ltx2.params import LTX2Params, frames_for_duration, frames_to_add, resolve_size
 from deployments.ltx2.request import END_IMAGE_FIELDS, IMAGE_FIELDS, VIDEO_FIELDS, LTX2Request
 from deployments.ltx2.versions import VERSIONS
+from deployments.ltx2.videos_api import MAPPING as OPENAI
 from deployments.media import MediaInfo
 
 
@@ -111,4 +112,5 @@ SPEC = ModelSpec(
         *(StagedInput(field, "video", "video") for field in VIDEO_FIELDS),
     ),
     check_input=check_input,
+    openai=OPENAI,
 )

@@ -31,6 +31,7 @@ from deployments.contract import (
 )
 from deployments.media import MediaInfo
 from deployments.talking_video.request import TalkingVideoRequest
+from deployments.talking_video.videos_api import MAPPING as OPENAI
 
 FRAME_GRID = 8  # LTX-2's clips have 8k+1 frames (its VAE_TEMPORAL_RATIO; a plug-in imports no other plug-in)
 LTX2_COST, WAV2LIP_COST = 9.0, 1.0
@@ -108,4 +109,5 @@ SPEC = ModelSpec(
             checks={"image_key": "image"},  # the photo must show a face, found before the LTX-2 stage runs
         ),
     ),
+    openai=OPENAI,
 )

@@ -10,6 +10,7 @@ from deployments.media import MediaInfo
 from deployments.wav2lip.args import Wav2LipArgs
 from deployments.wav2lip.request import Wav2LipRequest
 from deployments.wav2lip.timing import reads_whole_video
+from deployments.wav2lip.videos_api import MAPPING as OPENAI
 
 
 def plan(request: Wav2LipRequest, args: Wav2LipArgs) -> dict[str, Any]:
@@ -68,4 +69,5 @@ SPEC = ModelSpec(
         StagedInput("audio_key", "audio", "audio"),
     ),
     check_input=check_input,
+    openai=OPENAI,
 )

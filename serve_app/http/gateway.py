@@ -37,8 +37,10 @@ from serve_app.errors import (
 )
 from serve_app.http.listing import list_page
 from serve_app.http.streams import call, sse_lines
+from serve_app.http.videos_schemas import VideosContext
 from serve_app.runs.chains import plan_stages
 from serve_app.schemas import (
+    TERMINAL,
     Caller,
     CreatedView,
     JobListView,
@@ -51,10 +53,11 @@ from serve_app.schemas import (
 from serve_app.settings import Secrets, SpineArgs
 from serve_app.storage.backends import LocalStorage, build_storage, retrying
 from serve_app.storage.netguard import BlockedURL, pin_public_url
-from serve_app.storage.staging import InputStager, Review, input_sources
+from serve_app.storage.staging import InputStager, Review, input_sources, upload_limit
 from serve_app.tenants.ledger import GroupBy, Ledger
 
 logger = logging.getLogger("serve_app.http.gateway")
+DELETE_WAIT_S = 10.0  # a running job stops at its next step; a delete waits this long for it
 JOB_SUFFIX = re.compile(r"[0-9a-f]{32}")  # job ids are `<model>-<uuid4 hex>` (see generate)
 
 
@@ -90,9 +93,11 @@ class Gateway:
 
     # ---- jobs -----------------------------------------------------------------------------------
 
-    async def generate(self, body: BaseModel, caller: Caller, idempotency_key: str | None) -> tuple[CreatedView, bool]:
+    async def generate(
+        self, body: BaseModel, caller: Caller, idempotency_key: str | None, labels: dict[str, str] | None = None
+    ) -> tuple[CreatedView, bool]:
         """Plan, stage and queue a job; returns (view, created). The job is in storage before this returns;
-        the same Idempotency-Key returns the same job with created False."""
+        the same Idempotency-Key returns the same job with created False; `labels` go into its record."""
         model = body.model  # type: ignore[attr-defined]
         queue = self._queues.get(model)
         if queue is None:
@@ -125,6 +130,7 @@ class Gateway:
                     caller.key_id,
                     tenant=caller.tenant,
                     admin=caller.admin,
+                    labels=labels or {},
                 )
             )
         except (Unavailable, asyncio.CancelledError):
@@ -173,6 +179,17 @@ class Gateway:
         """Cancel through the job's queue: a queued job never runs; a running one stops at its next step."""
         return await call(self._queue_of(job_id).cancel.remote(job_id, caller.scope))
 
+    async def delete_job(self, job_id: str, caller: Caller) -> None:
+        """Remove a job's record and files through its queue; an unfinished one is cancelled and waited for first
+        (a 409 if it has not stopped within DELETE_WAIT_S: the caller asks again)."""
+        queue = self._queue_of(job_id)
+        view = await call(queue.cancel.remote(job_id, caller.scope))  # an ended job: no change
+        if view.status not in TERMINAL:
+            view = await call(queue.wait.remote(job_id, caller.scope, DELETE_WAIT_S))
+        if view.status not in TERMINAL:
+            raise JobNotReady(f"job {job_id} is still stopping; delete it again shortly")
+        await call(queue.cancel.remote(job_id, caller.scope, remove=True))
+
     async def list_jobs(
         self, caller: Caller, status: str | None, model: str | None, limit: int, cursor: str | None
     ) -> JobListView:
@@ -200,13 +217,17 @@ class Gateway:
     # ---- uploads and downloads ------------------------------------------------------------------
 
     def presign_upload(self, body: PresignUploadRequest, caller: Caller) -> PresignUploadView:
-        """A signed PUT URL under `uploads/{key_id}-{group}/`, named by input type and MIME subtype."""
+        """A signed PUT URL under `uploads/{key_id}-{group}/`, named by input type and MIME subtype, for a body of
+        exactly `body.size` bytes (both backends refuse any other length); a size over the limit is refused here."""
+        limit = upload_limit(body.input_type, self._model_args.values(), self._args.inputs)
+        if body.size > limit:
+            raise InputTooLarge("size", f"{body.size} bytes is over the {limit} byte limit of {body.input_type} files")
         subtype = re.sub(r"[^a-z0-9]", "", body.content_type.split("/")[1].lower())[:10] or "bin"
         ext = (mimetypes.guess_extension(body.content_type) or subtype).lstrip(".")  # audio/wav is not in mimetypes
         group = f"{upload_prefix(caller.key_id)}{body.job_id or uuid.uuid4().hex}"
         key = f"{group}/{body.input_type}-{uuid.uuid4().hex[:8]}.{ext}"
         expires = self._args.storage.presign_expires_s
-        url = self._storage.presign_put(key, body.content_type, expires)
+        url = self._storage.presign_put(key, body.content_type, body.size, expires)
         return PresignUploadView(upload_url=url, key=key, expires_in=expires)
 
     async def presign_download(self, job_id: str, caller: Caller) -> PresignDownloadView:
@@ -226,23 +247,40 @@ class Gateway:
             raise NotFound(f"no object {key}")
         return FileResponse(path, media_type=mimetypes.guess_type(key)[0] or "application/octet-stream")
 
-    async def upload_file(self, key: str, expires: int, signature: str, request: Request) -> dict[str, Any]:
-        """The local backend's signed PUT, for presigned uploads only, capped at the input size limit."""
+    async def upload_file(self, key: str, expires: int, size: int, signature: str, request: Request) -> dict[str, Any]:
+        """The local backend's signed PUT, for presigned uploads only: a body of exactly the signed `size` (checked
+        at presign against the limit) is stored; a longer one is 413, a shorter one 422, and neither stores a byte."""
         storage = self._local_storage()
-        if not key.startswith("uploads/") or not storage.verify("PUT", key, expires, signature):
+        if not key.startswith("uploads/") or not storage.verify("PUT", key, expires, signature, size):
             raise Unauthorized("bad or expired signature")
-        limit, size = int(self._args.inputs.max_input_mb * 1024 * 1024), 0
-        if int(request.headers.get("content-length") or 0) > limit:  # refused before a byte is read
-            raise InputTooLarge("body", f"upload is over the {limit} byte limit")
+        declared = request.headers.get("content-length")
+        if declared is not None and int(declared) != size:  # refused before a byte is read
+            raise _wrong_length(int(declared), size)
+        received = 0
         with tempfile.NamedTemporaryFile(prefix="upload-") as spool:  # on disk: an upload may be hundreds of MB
             async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:  # a chunked body states no length: counted as it comes, nothing stored
-                    raise InputTooLarge("body", f"upload is over the {limit} byte limit")
+                received += len(chunk)
+                if received > size:  # a chunked body states no length: counted as it comes, nothing stored
+                    raise _wrong_length(received, size)
                 spool.write(chunk)
+            if received != size:
+                raise _wrong_length(received, size)
             spool.flush()
             await asyncio.to_thread(storage.put_file, key, Path(spool.name))
         return {"key": key, "size": size}
+
+    # ---- what the OpenAI Videos surface (serve_app.http.videos) needs besides the calls above ----
+
+    def videos_context(self) -> VideosContext:
+        """The enabled models with their args, the storage, and the limits the `/v1/videos` answers show."""
+        models = {name: (self._specs[name], args) for name, args in self._model_args.items() if name in self._queues}
+        retention = self._args.queue.retention_days
+        return VideosContext(
+            models=models,
+            storage=self._storage,
+            max_input_bytes=int(self._args.inputs.max_input_mb * 1024 * 1024),
+            retention_s=retention * 86400 if retention else None,
+        )
 
     # ---- health ---------------------------------------------------------------------------------
 
@@ -325,6 +363,13 @@ class Gateway:
             await pin_public_url(str(url), self._args.webhooks.allow_networks)
         except BlockedURL as exc:
             raise InvalidInput("webhook_url", f"refused: {exc}") from None
+
+
+def _wrong_length(length: int, size: int) -> InvalidInput:
+    """A PUT body whose length is not the one its URL was signed for: 413 when longer."""
+    if length > size:
+        return InputTooLarge("body", f"over the {size} bytes this upload URL was signed for")
+    return InvalidInput("body", f"{length} bytes, but this upload URL was signed for {size}")
 
 
 def upload_prefix(key_id: str) -> str:

@@ -16,6 +16,7 @@ from serve_app.errors import InvalidInput
 from serve_app.http.errors import add_error_handlers
 from serve_app.http.gateway import Gateway
 from serve_app.http.pages import add_pages
+from serve_app.http.videos import add_video_routes
 from serve_app.schemas import (
     TERMINAL,
     CreatedView,
@@ -86,6 +87,7 @@ def build_api(
     add_error_handlers(app, model_names)
     add_pages(app, storage)
     mark_uploads(app, uploads)
+    add_video_routes(app, gateway)
 
     @app.post("/api/v1/generate", status_code=201, response_model=CreatedView, tags=["jobs"], dependencies=SECURED)
     async def generate(
@@ -183,9 +185,9 @@ def build_api(
         return gateway.download_file(key, expires, signature)
 
     @app.put("/files/{key:path}", include_in_schema=False)
-    async def upload_file(key: str, expires: int, signature: str, request: Request) -> JSONResponse:
-        """The local backend's signed PUT, for presigned uploads only, capped at the input size limit."""
-        return JSONResponse(await gateway.upload_file(key, expires, signature, request))
+    async def upload_file(key: str, expires: int, size: int, signature: str, request: Request) -> JSONResponse:
+        """The local backend's signed PUT, for presigned uploads only: a body of exactly the signed size."""
+        return JSONResponse(await gateway.upload_file(key, expires, size, signature, request))
 
     @app.get("/health", tags=["ops"])
     async def health() -> JSONResponse:

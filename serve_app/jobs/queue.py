@@ -73,7 +73,7 @@ class JobQueue:
         self._calls = ModelCalls(model, model_handle, self._supervisor, self._book, self._qargs.heartbeat_timeout_s)
         self._watchers = Watchers()
         self._webhooks = WebhookSender(model, args.webhooks, secrets.webhook_secret, store, self._book.save,
-                                       lambda record: webhook_payload(record, self._result_url(record)))  # fmt: skip
+                                       lambda record: webhook_payload(record, self._sign))  # fmt: skip
         self._places = QueuePlaces()
         self._runs: dict[str, asyncio.Task] = {}  # sent to the model (or backing off between tries)
         self._counts = {"completed": 0, "failed": 0, "cancelled": 0}
@@ -96,6 +96,7 @@ class JobQueue:
         body_hash: str | None = None,
         owner: str | None = None,
         output_key: str | None = None,
+        labels: dict[str, str] | None = None,
         tenant: str | None = None,
         admin: bool = False,
     ) -> tuple[JobView, bool]:
@@ -120,6 +121,7 @@ class JobQueue:
                 webhook=WebhookState(url=webhook_url) if webhook_url else None,
                 idempotency_hash=idempotency_hash,
                 owner=owner,
+                labels=labels or {},
                 tenant=tenant,
             )
             try:
@@ -137,9 +139,11 @@ class JobQueue:
         """The job's current view, if `scope` (an owner's key id; None for an admin) may see it."""
         return self._view(await self._book.visible(job_id, scope))
 
-    async def cancel(self, job_id: str, scope: str | None = None) -> JobView:
-        """A queued job never runs; a running one stops at its next step (the model sees the flag)."""
+    async def cancel(self, job_id: str, scope: str | None = None, remove: bool = False) -> JobView:
+        """A queued job never runs; a running one stops at its next step. `remove`: an ended one is deleted."""
         record = await self._book.visible(job_id, scope)
+        if remove and record.terminal:
+            await self._book.remove(record)
         if job_id not in self._book:
             return self._view(record)  # already terminal: cancelling is a no-op
         record.cancel_requested = True
@@ -366,12 +370,12 @@ class JobQueue:
 
     # ---- helpers --------------------------------------------------------------------------------
 
-    def _result_url(self, record: JobRecord) -> str:
-        return self._direct.storage.presign_get(record.output_key, self._args.storage.presign_expires_s)
+    def _sign(self, key: str) -> str:
+        return self._direct.storage.presign_get(key, self._args.storage.presign_expires_s)
 
     def _view(self, record: JobRecord) -> JobView:
         position = self._places.of(record.job_id, self._queued_in_order) if record.status == "queued" else None
-        return job_view(record, position, self._result_url(record) if record.status == "completed" else None)
+        return job_view(record, position, self._sign)
 
     def _queued_in_order(self) -> list[str]:
         """Every queued job, first to run first: those already sent to the model (waiting at its handle, or

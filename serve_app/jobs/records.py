@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from serve_app.errors import IdempotencyConflict, JobNotFound, NotFound, StorageError
@@ -19,6 +20,7 @@ from serve_app.schemas import JobRecord
 
 logger = logging.getLogger("serve_app.jobs.records")
 EndStep = Callable[[JobRecord], Awaitable[None]]  # a step before a terminal record is written (raises StorageError)
+END_WRITE_WAIT_S = 10.0
 
 
 class RecordBook:
@@ -30,6 +32,7 @@ class RecordBook:
         self._ending: dict[str, JobRecord] = {}  # terminal, record not yet written (storage down): served here
         self._end_writes: set[str] = set()  # terminal records being written now
         self._dirty: set[str] = set()
+        self._removed: set[str] = set()  # deleted jobs: a late write (a webhook attempt's) must not bring one back
 
     # ---- unfinished jobs ------------------------------------------------------------------------
 
@@ -63,6 +66,8 @@ class RecordBook:
     async def save(self, record: JobRecord) -> None:
         """Write a record, waiting out a storage outage; past the retry window an unfinished job's record is
         left for the next flush, and a terminal one's for its next webhook attempt."""
+        if record.job_id in self._removed:
+            return
         try:
             await asyncio.to_thread(self._store.save, record)
         except StorageError as exc:
@@ -124,6 +129,17 @@ class RecordBook:
             await asyncio.to_thread(self._store.discard, record)
         except StorageError:  # leftovers: an orphan record is never run; its index entries are quarantined
             logger.error("job %s: leftovers of a failed create not removed", record.job_id)
+
+    async def remove(self, record: JobRecord) -> None:
+        """Delete a terminal job from storage: its files and record, then its index entries. Its terminal record is
+        written first (else that write would bring the job back): past END_WRITE_WAIT_S, a StorageError (503)."""
+        deadline = time.monotonic() + END_WRITE_WAIT_S
+        while record.job_id in self._ending and time.monotonic() < deadline:  # a run that just stopped
+            await asyncio.sleep(0.05)
+        if record.job_id in self._ending:
+            raise StorageError(f"job {record.job_id} is still being written; delete it again shortly")
+        self._removed.add(record.job_id)
+        await asyncio.to_thread(self._direct.remove, record)
 
     # ---- reads ----------------------------------------------------------------------------------
 

@@ -107,6 +107,19 @@ class JobStore:
         self.storage.put_bytes(f"{self._index}/finished/{epoch:012d}-{record.job_id}", marker)
         self.storage.delete(f"{self._index}/active/{record.job_id}")
 
+    def remove(self, record: JobRecord) -> None:
+        """Delete a finished job (`DELETE /v1/videos/{id}`): its prefix (record, inputs, outputs) first, then its
+        index entries; a crash between leaves only entries that name no record, which lists skip."""
+        self.storage.delete_prefix(f"jobs/{record.job_id}/")
+        epoch = int((record.completed_at or datetime.now()).timestamp())
+        self.storage.delete(f"{self._index}/finished/{epoch:012d}-{record.job_id}")
+        self.storage.delete(f"{self._index}/webhooks/{record.job_id}")
+        for key in listing_keys(record):
+            self.storage.delete(key)
+        key_hash = record.idempotency_hash
+        if key_hash and (self.find_idempotent(key_hash) or ("",))[0] == record.job_id:
+            self.storage.delete(f"{self._index}/idempotency/{key_hash}")
+
     def quarantine(self, job_id: str, index: str, reason: str) -> None:
         """Move an index entry that has no usable record aside, for an operator to inspect: the reason goes to
         `index/{model}/quarantine/{job_id}`, and the entry leaves `index/{model}/{index}/`."""

@@ -8,8 +8,10 @@ from typing import Any
 from serve_app.schemas import JobRecord, JobView
 
 
-def job_view(record: JobRecord, queue_position: int | None, result_url: str | None) -> JobView:
-    """The view of `GET /api/v1/jobs/{id}`."""
+def job_view(record: JobRecord, queue_position: int | None, sign: Callable[[str], str]) -> JobView:
+    """The view of `GET /api/v1/jobs/{id}`; `sign` makes a signed download URL of a storage key."""
+    completed = record.status == "completed"
+    previews = {kind: sign(key) for kind, key in (record.details.get("previews") or {}).items()} if completed else {}
     return JobView(
         job_id=record.job_id,
         model=record.model,
@@ -17,7 +19,7 @@ def job_view(record: JobRecord, queue_position: int | None, result_url: str | No
         progress=record.progress,
         stage=record.stage,
         queue_position=queue_position,
-        result_url=result_url,
+        result_url=sign(record.output_key) if completed else None,
         error_message=record.error.message if record.error else None,
         error_code=record.error.code if record.error else None,
         created_at=record.created_at,
@@ -27,6 +29,9 @@ def job_view(record: JobRecord, queue_position: int | None, result_url: str | No
         params=record.params,
         details=record.details,
         weights=record.weights,
+        thumbnail_url=previews.get("thumbnail"),
+        spritesheet_url=previews.get("spritesheet"),
+        labels=record.labels,
         usage=record.usage,
     )
 
@@ -39,14 +44,29 @@ def stream_event(record: JobRecord, view: Callable[[JobRecord], JobView]) -> dic
     return {"id": record.revision, "event": "progress", "data": data}
 
 
-def webhook_payload(record: JobRecord, result_url: str | None) -> dict[str, Any]:
-    """The body of the job's terminal webhook."""
+def webhook_payload(record: JobRecord, sign: Callable[[str], str]) -> dict[str, Any]:
+    """The body of the job's terminal webhook (`sign`: a storage key's signed URL); a job created on /v1/videos
+    gets OpenAI's event instead."""
+    if record.labels.get("api") == "openai":
+        return openai_event(record)
     payload: dict[str, Any] = {"job_id": record.job_id, "model": record.model, "status": record.status}
     if record.status == "completed":
-        payload["video_url"] = result_url
+        payload["video_url"] = sign(record.output_key)
     elif record.error is not None:
         payload["error"] = record.error.model_dump()
     return payload
+
+
+def openai_event(record: JobRecord) -> dict[str, Any]:
+    """OpenAI's video event: `video.completed`, or `video.failed` (a cancelled job too: the API has no cancel)."""
+    ended = record.completed_at or record.created_at
+    return {
+        "id": f"evt_{record.job_id}",
+        "object": "event",
+        "created_at": int(ended.timestamp()),
+        "type": "video.completed" if record.status == "completed" else "video.failed",
+        "data": {"id": record.job_id},
+    }
 
 
 class QueuePlaces:

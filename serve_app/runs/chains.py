@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deployments.contract import FromInput, ModelArgs, ModelSpec, Stage, StagedInput
+from deployments.limits import check_media
 from deployments.media import MediaInfo
 from serve_app.errors import InvalidInput
 from serve_app.storage.staging import input_sources
@@ -66,8 +67,10 @@ class _StagePlanner:
             child = self._target.request.model_validate(body)
             params = self._target.plan(child, self._args)
             for field, source in self._checked_inputs():
+                staged = self._staged(field)  # the stage model's own limits too, not only the chained job's
+                check_media(field, staged.kind, media[source], self._args.limits.of(staged.kind), self._target.name)
                 if self._target.check_input is not None:
-                    self._target.check_input(child, self._args, self._staged(field), media[source])
+                    self._target.check_input(child, self._args, staged, media[source])
         except ValidationError as exc:
             raise self._invalid(exc) from None
         except InvalidInput as exc:

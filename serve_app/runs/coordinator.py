@@ -180,13 +180,21 @@ class ChainCoordinator:
             status=status,
             attempt=job.attempt,
             error=error,
-            details={"stages": stages},
+            # the last stage wrote this job's video, and its previews beside it: they are this job's previews
+            details={"stages": stages} | last_previews(stages),
             weights=", ".join(weights) or None,
             usage=chain_usage(0.0, [Usage.model_validate(stage["usage"]) for stage in stages if stage.get("usage")]),
         )
         body = result.model_dump_json().encode()
         await asyncio.to_thread(self._storage.put_bytes, result_key(job.job_id), body, "application/json")
         return result.model_dump()
+
+
+def last_previews(stages: list[dict]) -> dict[str, Any]:
+    """`{"previews": ...}` of the last stage's run, if it completed with them."""
+    last = stages[-1] if stages else {}
+    previews = (last.get("details") or {}).get("previews") if last.get("status") == "completed" else None
+    return {"previews": previews} if previews else {}
 
 
 def stage_details(plan: StagePlan, view: JobView, output_key: str) -> dict[str, Any]:

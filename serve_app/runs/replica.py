@@ -18,6 +18,7 @@ from ray.serve.handle import DeploymentHandle
 from deployments.contract import JobSpec, ModelArgs, ModelRunner, caller_safe
 from deployments.limits import apply_decoder_limits
 from deployments.media import MediaError
+from deployments.previews import PREVIEW_TYPES, PreviewError, make_previews, preview_keys
 from serve_app import joblogs, metrics
 from serve_app.errors import InvalidInput, JobCancelled, JobFailed, NotFound
 from serve_app.jobs.store import JobResult, result_key
@@ -159,7 +160,21 @@ class ModelDeployment:
         reporter.raise_if_cancelled()
         reporter.report("uploading", 0.99)
         await asyncio.to_thread(self._storage.put_file, job.output_key, output.video_path, output.content_type)
-        return output.details
+        return output.details | await self._store_previews(job, output.video_path, workdir)
+
+    async def _store_previews(self, job: JobSpec, video: Path, workdir: Path) -> dict:
+        """The video's thumbnail and spritesheet, stored beside it: `{"previews": {kind: key}}` for the job's
+        details. A video that yields no preview still completes its job (without them)."""
+        keys = preview_keys(job.output_key)
+        paths = {kind: workdir / key.rsplit("/", 1)[-1] for kind, key in keys.items()}
+        try:
+            await asyncio.to_thread(make_previews, video, paths["thumbnail"], paths["spritesheet"])
+        except PreviewError as exc:
+            logger.warning("job %s: no previews (%s)", job.job_id, exc, extra={"job_id": job.job_id})
+            return {}
+        for kind, key in keys.items():
+            await asyncio.to_thread(self._storage.put_file, key, paths[kind], PREVIEW_TYPES[kind])
+        return {"previews": keys}
 
     async def _conclude(self, job: JobSpec, status: str, error: JobError | None, details: dict) -> dict:
         """Write the result file (a restarted queue finds it there) and return the same result."""

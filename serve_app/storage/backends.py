@@ -49,7 +49,7 @@ class Storage(Protocol):
     def delete_prefix(self, prefix: str) -> None: ...
     def copy(self, src: str, dst: str) -> None: ...
     def presign_get(self, key: str, expires_s: int) -> str: ...
-    def presign_put(self, key: str, content_type: str, expires_s: int) -> str: ...
+    def presign_put(self, key: str, content_type: str, size: int, expires_s: int) -> str: ...
     def ping(self) -> None: ...
 
 
@@ -156,27 +156,29 @@ class LocalStorage:
     def copy(self, src: str, dst: str) -> None:
         self.put_file(dst, self.local_path(src))
 
-    def sign(self, method: str, key: str, expires_at: int) -> str:
-        """HMAC-SHA256 over method, key and expiry; checked by `verify`."""
-        msg = f"{method}\n{key}\n{expires_at}".encode()
-        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
+    def sign(self, method: str, key: str, expires_at: int, size: int | None = None) -> str:
+        """HMAC-SHA256 over method, key, expiry and (a PUT's) body size; checked by `verify`."""
+        msg = f"{method}\n{key}\n{expires_at}" + ("" if size is None else f"\n{size}")
+        return hmac.new(self._secret, msg.encode(), hashlib.sha256).hexdigest()
 
-    def verify(self, method: str, key: str, expires_at: int, signature: str) -> bool:
+    def verify(self, method: str, key: str, expires_at: int, signature: str, size: int | None = None) -> bool:
         """True when the signature matches (constant-time) and has not expired."""
         if expires_at < time.time():
             return False
-        return hmac.compare_digest(self.sign(method, key, expires_at), signature)
+        return hmac.compare_digest(self.sign(method, key, expires_at, size), signature)
 
-    def _signed_url(self, method: str, key: str, expires_s: int) -> str:
+    def _signed_url(self, method: str, key: str, expires_s: int, size: int | None = None) -> str:
         expires_at = int(time.time()) + expires_s
-        query = urlencode({"expires": expires_at, "signature": self.sign(method, key, expires_at)})
+        sized = {} if size is None else {"size": size}
+        query = urlencode({"expires": expires_at, **sized, "signature": self.sign(method, key, expires_at, size)})
         return f"{self._base}/files/{quote(_check_key(key))}?{query}"
 
     def presign_get(self, key: str, expires_s: int) -> str:
         return self._signed_url("GET", key, expires_s)
 
-    def presign_put(self, key: str, content_type: str, expires_s: int) -> str:
-        return self._signed_url("PUT", key, expires_s)
+    def presign_put(self, key: str, content_type: str, size: int, expires_s: int) -> str:
+        """A PUT URL for a body of exactly `size` bytes (the gateway's `/files` route refuses any other)."""
+        return self._signed_url("PUT", key, expires_s, size)
 
     def ping(self) -> None:
         if not os.access(self.root, os.W_OK):
@@ -323,8 +325,10 @@ class S3Storage:
         params = {"Bucket": self._bucket, "Key": self._key(key)}
         return self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
 
-    def presign_put(self, key: str, content_type: str, expires_s: int) -> str:
-        params = {"Bucket": self._bucket, "Key": self._key(key), "ContentType": content_type}
+    def presign_put(self, key: str, content_type: str, size: int, expires_s: int) -> str:
+        """A PUT URL for a body of exactly `size` bytes: Content-Length is a signed header (X-Amz-SignedHeaders),
+        so S3 refuses a body of any other length with 403 and stores nothing."""
+        params = {"Bucket": self._bucket, "Key": self._key(key), "ContentType": content_type, "ContentLength": size}
         return self._s3.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_s)
 
     def ping(self) -> None:

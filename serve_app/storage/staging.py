@@ -9,7 +9,7 @@ import base64
 import binascii
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +56,13 @@ def input_sources(spec: ModelSpec, request: BaseModel) -> list[InputSource]:
         for staged in spec.inputs
         if getattr(request, staged.field) is not None
     ]
+
+
+def upload_limit(kind: str, model_args: Iterable[ModelArgs], inputs: InputArgs) -> int:
+    """The largest upload of input kind `kind`, in bytes: the most any of these models takes (each model's own
+    limit is checked again at staging), within the spine's cap `inputs.max_input_mb`."""
+    largest = max((args.limits.of(kind).max_bytes for args in model_args), default=0)
+    return min(largest, int(inputs.max_input_mb * 1024 * 1024))
 
 
 class InputStager:

@@ -58,6 +58,8 @@ def test_run_uploads_a_local_image_and_writes_the_mp4(client, tmp_path):
     assert job.status == "completed" and job.data["params"]["image_to_video"] is True
     assert job.data["details"]["input_sizes"] == {"image": len(png_bytes())}
     assert out.read_bytes()[4:8] == b"ftyp"
+    poster = job.download(tmp_path / "poster.webp", "thumbnail").read_bytes()
+    assert (poster[:4], poster[8:12]) == (b"RIFF", b"WEBP")
     assert job.id in [j.id for j in client.jobs(model="ltx2")]
 
 
@@ -113,6 +115,13 @@ def test_the_cli_prints_json_lines_that_parse(base_url, tmp_path):
     assert out.read_bytes()[4:8] == b"ftyp"
     listed = subprocess.run(cli("jobs", "--json"), env=cli_env(base_url), capture_output=True, text=True, timeout=60)
     assert lines[0]["job_id"] in [json.loads(line)["job_id"] for line in listed.stdout.splitlines()]
+    sheet = tmp_path / "frames.jpg"
+    saved = subprocess.run(
+        cli("download", lines[0]["job_id"], str(sheet), "--variant", "spritesheet"),
+        env=cli_env(base_url), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert saved.returncode == 0, saved.stderr
+    assert sheet.read_bytes()[:3] == b"\xff\xd8\xff"  # a JPEG
 
 
 def test_the_cli_progress_bar_renders_in_a_terminal_and_reaches_100(base_url, tmp_path):

@@ -154,7 +154,9 @@ class VideoApp:
         """A lip-sync job from uploaded inputs: a still face image and one second of audio."""
         keys = {}
         for kind, content_type, body in (("image", "image/png", face_png_bytes()), ("audio", "audio/wav", wav_bytes())):
-            slot = self.client.post("/api/v1/presign/upload", json={"input_type": kind, "content_type": content_type})
+            slot = self.client.post(
+                "/api/v1/presign/upload", json={"input_type": kind, "content_type": content_type, "size": len(body)}
+            )
             assert slot.status_code == 200, slot.text
             put = httpx.put(slot.json()["upload_url"], content=body, headers={"content-type": content_type})
             assert put.status_code == 200, put.text

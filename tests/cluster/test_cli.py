@@ -141,7 +141,7 @@ def test_serve_status_reports_the_app_running_with_its_deployments(deployed):
     assert app["status"] == "RUNNING"
     assert set(app["deployments"]) == {
         *("Gateway", "LTX2Queue", "Wav2LipQueue", "LTX2Generator", "Wav2LipSyncer"),
-        *("TalkingVideoQueue", "TalkingVideoCoordinator"),
+        *("TalkingVideoQueue", "TalkingVideoCoordinator", "TenantLedger"),
     }
     assert all(d["status"] == "HEALTHY" for d in app["deployments"].values()), app["deployments"]
 

@@ -40,7 +40,8 @@ def models_app(serve_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def upload(client: httpx.Client, kind: str, content_type: str, data: bytes) -> str:
-    presign = client.post("/api/v1/presign/upload", json={"input_type": kind, "content_type": content_type}).json()
+    slot = {"input_type": kind, "content_type": content_type, "size": len(data)}
+    presign = client.post("/api/v1/presign/upload", json=slot).json()
     assert httpx.put(presign["upload_url"], content=data, headers={"Content-Type": content_type}).status_code == 200
     return presign["key"]
 

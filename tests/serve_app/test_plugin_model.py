@@ -41,7 +41,9 @@ def client(serve_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def upload(client: httpx.Client, body: bytes) -> str:
-    slot = client.post("/api/v1/presign/upload", json={"input_type": "image", "content_type": "image/png"})
+    slot = client.post(
+        "/api/v1/presign/upload", json={"input_type": "image", "content_type": "image/png", "size": len(body)}
+    )
     assert slot.status_code == 200, slot.text
     put = httpx.put(slot.json()["upload_url"], content=body, headers={"content-type": "image/png"})
     assert put.status_code == 200, put.text
@@ -74,7 +76,12 @@ def test_a_job_with_an_uploaded_input_runs_end_to_end(client, tmp_path):
 
     job = wait_terminal(client, created.json()["job_id"])
     assert job["status"] == "completed", job
-    assert job["details"] == {"frames": 6, "size": [64, 48]} and job["weights"] == "none"
+    previews = {
+        "thumbnail": f"jobs/{job['job_id']}/thumbnail.webp",
+        "spritesheet": f"jobs/{job['job_id']}/spritesheet.jpg",
+    }
+    assert job["details"] == {"frames": 6, "size": [64, 48], "previews": previews} and job["weights"] == "none"
+    assert httpx.get(job["thumbnail_url"]).headers["content-type"] == "image/webp"  # any model's video gets previews
     video = tmp_path / "flipbook.mp4"
     video.write_bytes(httpx.get(job["result_url"]).content)
     with av.open(str(video)) as container:

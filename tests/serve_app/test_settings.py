@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from serve_app.catalogue import AppArgs
@@ -70,3 +71,31 @@ def test_the_local_profile_fits_both_models_on_a_two_core_machine() -> None:
         + sum(m.placement.num_cpus * m.placement.max_replicas for m in models)
     )
     assert reserved <= 2, f"the local profile reserves {reserved} CPUs: a model would wait for the other to scale down"
+
+
+def test_a_partial_limits_override_keeps_the_models_own_defaults() -> None:
+    """`limits.video.max_fps` set in YAML changes that field only: Wav2Lip's video keeps its own 1000 MiB and 4K
+    bounds and LTX-2's its 60 s (not the generic defaults of a bare MediaLimits); other kinds are untouched."""
+    config = yaml.safe_load(
+        """
+        wav2lip:
+          limits:
+            video: {max_fps: 60}
+        ltx2:
+          limits:
+            video: {max_frames: 100}
+            audio: {max_channels: 1}
+        """
+    )
+    args = AppArgs.model_validate(config)
+    defaults = AppArgs()
+    wav2lip, ltx2 = args.wav2lip.limits, args.ltx2.limits
+    assert wav2lip.video == defaults.wav2lip.limits.video.model_copy(update={"max_fps": 60.0})
+    assert (wav2lip.video.max_file_mb, wav2lip.video.max_pixels) == (1000, 3840 * 2160)
+    assert wav2lip.image == defaults.wav2lip.limits.image and wav2lip.audio == defaults.wav2lip.limits.audio
+    assert (ltx2.video.max_frames, ltx2.video.max_duration_s, ltx2.video.max_file_mb) == (100, 60.0, 500)
+    assert ltx2.audio == defaults.ltx2.limits.audio.model_copy(update={"max_channels": 1})
+    with pytest.raises(ValidationError, match="vidoe"):
+        AppArgs.model_validate({"wav2lip": {"limits": {"vidoe": {"max_fps": 60}}}})
+    with pytest.raises(ValidationError, match="max_fsp"):
+        AppArgs.model_validate({"wav2lip": {"limits": {"video": {"max_fsp": 60}}}})

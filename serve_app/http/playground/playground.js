@@ -151,7 +151,7 @@ async function upload(field, kind, file) {
   try {
     presign = await api("/api/v1/presign/upload", {
       method: "POST",
-      json: { input_type: kind, content_type: contentTypeOf(file, kind) },
+      json: { input_type: kind, content_type: contentTypeOf(file, kind), size: file.size },
     });
   } catch (error) {
     throw new FieldError(field, error.message);
@@ -321,6 +321,7 @@ function showDone(view) {
   showProgress(view);
   $("cancel").disabled = true;
   if (view.status === "completed" && view.result_url) {
+    $("result-video").poster = view.thumbnail_url || "";
     $("result-video").src = view.result_url;
     $("download").href = view.result_url;
     $("result").hidden = false;
@@ -361,6 +362,7 @@ async function refreshJobs() {
       else cell.textContent = text;
       if (i === 2) cell.className = "status";
     }
+    row.insertCell().append(...previewOf(job));
     const actions = row.insertCell();
     if (TERMINAL.has(job.status)) {
       const view = Object.assign(document.createElement("button"), { type: "button", textContent: "Show" });
@@ -376,6 +378,19 @@ async function refreshJobs() {
     return row;
   });
   $("jobs").tBodies[0].replaceChildren(...rows);
+}
+
+function previewOf(job) {
+  // A finished video's poster, linking to its spritesheet (evenly spaced frames); nothing before it completes.
+  if (!job.thumbnail_url) return [];
+  const poster = Object.assign(document.createElement("img"), {
+    src: job.thumbnail_url, alt: `poster of ${job.job_id}`, className: "thumb", loading: "lazy",
+  });
+  if (!job.spritesheet_url) return [poster];
+  const frames = Object.assign(document.createElement("a"), { href: job.spritesheet_url, target: "_blank" });
+  frames.className = "frames";
+  frames.append(poster);
+  return [frames];
 }
 
 // ---- start ---------------------------------------------------------------------------------------

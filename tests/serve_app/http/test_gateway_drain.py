@@ -18,6 +18,9 @@ DRAIN_S = 45
 TAIL_S = 25  # the upload lasts this long after its replica starts draining: longer than Serve's default 20 s
 # Serve stops the old replica only once the new one is up; on a loaded 2-core machine that start takes minutes.
 REPLACE_WAIT_S = 300
+CHUNK = 1024
+# the upload URL is signed for an exact size: enough chunks for the longest run, the last one pads up to it
+UPLOAD_BYTES = CHUNK * int((REPLACE_WAIT_S + TAIL_S) / 0.2 + 2)
 
 
 def gateway_replicas() -> set[str]:
@@ -56,11 +59,12 @@ def test_a_request_in_flight_completes_while_its_gateway_replica_is_replaced(
     client = deploy(app_args(storage, gateway={"graceful_shutdown_timeout_s": DRAIN_S}))
     old_replicas = gateway_replicas()
     assert old_replicas, "no Gateway replica found"
-    presigned = client.post("/api/v1/presign/upload", json={"input_type": "audio", "content_type": "audio/wav"})
+    slot = {"input_type": "audio", "content_type": "audio/wav", "size": UPLOAD_BYTES}
+    presigned = client.post("/api/v1/presign/upload", json=slot)
     assert presigned.status_code == 200, presigned.text
 
-    # A slow upload: a chunk every 0.2 s until its replica is seen draining, then TAIL_S more. It must still be
-    # answered 200 with every byte stored, by the replica that is being stopped.
+    # A slow upload: a chunk every 0.2 s until its replica is seen draining, then TAIL_S more, then the rest of
+    # its signed size at once. It must still be answered 200 with every byte stored, by the replica being stopped.
     draining, chunks_sent = threading.Event(), []
     outcome: dict[str, httpx.Response | BaseException] = {}
 
@@ -68,12 +72,13 @@ def test_a_request_in_flight_completes_while_its_gateway_replica_is_replaced(
         deadline = time.monotonic() + REPLACE_WAIT_S  # never hang the suite
         while not draining.is_set() and time.monotonic() < deadline:
             chunks_sent.append(1)
-            yield b"x" * 1024
+            yield b"x" * CHUNK
             time.sleep(0.2)
         for _ in range(int(TAIL_S / 0.2)):
             chunks_sent.append(1)
-            yield b"x" * 1024
+            yield b"x" * CHUNK
             time.sleep(0.2)
+        yield b"x" * (UPLOAD_BYTES - CHUNK * len(chunks_sent))
 
     def upload() -> None:
         try:
@@ -100,6 +105,6 @@ def test_a_request_in_flight_completes_while_its_gateway_replica_is_replaced(
     response = outcome.get("response")
     assert isinstance(response, httpx.Response), f"the upload failed: {response!r}"
     assert response.status_code == 200, response.text
-    assert response.json()["size"] == 1024 * len(chunks_sent)
+    assert response.json()["size"] == UPLOAD_BYTES
     # The drained replica exits within Serve's next shutdown check: the old one must be gone, a new one serving.
     wait_until(gateway_replicas, lambda names: names and not old_replicas & names, timeout_s=120)

@@ -46,7 +46,7 @@ def test_requests_without_a_valid_key_get_401(shared_app, headers):
     for method, path, body in (
         ("POST", "/api/v1/generate", {"model": "ltx2", "prompt": "x"}),
         ("GET", "/api/v1/jobs/ltx2-0", None),
-        ("POST", "/api/v1/presign/upload", {"input_type": "image", "content_type": "image/png"}),
+        ("POST", "/api/v1/presign/upload", {"input_type": "image", "content_type": "image/png", "size": 1}),
     ):
         response = httpx.request(method, url(client, path), json=body, headers=headers)
         assert response.status_code == 401, (path, response.text)
@@ -251,8 +251,10 @@ def mp4_bytes(seconds: float, fps: int = 24) -> bytes:
 
 def test_an_extension_past_the_frame_limit_is_refused_at_staging(shared_app):
     client, before = shared_app.client, shared_app.job_dirs()
-    upload = client.post("/api/v1/presign/upload", json={"input_type": "video", "content_type": "video/mp4"}).json()
-    put = httpx.put(upload["upload_url"], content=mp4_bytes(2.0), headers={"Content-Type": "video/mp4"})
+    video = mp4_bytes(2.0)
+    slot = {"input_type": "video", "content_type": "video/mp4", "size": len(video)}
+    upload = client.post("/api/v1/presign/upload", json=slot).json()
+    put = httpx.put(upload["upload_url"], content=video, headers={"Content-Type": "video/mp4"})
     assert put.status_code == 200, put.text
     body = {"model": "ltx2", "video_key": upload["key"], "extend": "end", "duration": 20}  # 48 + 480 > 505 frames
     response = client.post("/api/v1/generate", json=body)

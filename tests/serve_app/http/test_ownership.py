@@ -52,7 +52,8 @@ def test_another_key_cannot_cancel_a_running_job(deploy, local_storage, monkeypa
 
 
 def test_an_upload_of_another_key_is_a_422_on_its_field(client):
-    upload = client.post("/api/v1/presign/upload", json={"input_type": "image", "content_type": "image/png"}).json()
+    slot = {"input_type": "image", "content_type": "image/png", "size": len(png_bytes())}
+    upload = client.post("/api/v1/presign/upload", json=slot).json()
     assert httpx.put(upload["upload_url"], content=png_bytes(), headers={"Content-Type": "image/png"}).is_success
     body = {"model": "ltx2", "prompt": "x", "image_key": upload["key"]}
 

@@ -254,6 +254,10 @@ def test_image_to_video_with_ltx2_from_the_browser(session, app_url):
     assert progress == sorted(progress) and progress[-1] == 100, video["seen"]
     job_id = s.page.text_content("#job-id")
     assert job_row_status(s, job_id) == "completed"
+    poster = f"#jobs tr[data-job-id='{job_id}'] a.frames img.thumb"  # the row's WebP poster, linking the spritesheet
+    s.page.wait_for_function(f'() => document.querySelector("{poster}")?.naturalWidth > 0')
+    href = s.page.get_attribute(f"#jobs tr[data-job-id='{job_id}'] a.frames", "href") or ""
+    assert "spritesheet.jpg" in href, href
     s.log.assert_clean()
 
 

@@ -108,7 +108,9 @@ def test_jobs_survive_every_replica_kind_being_killed_under_load(deploy, local_s
         client = deploy(args)
         uploads = {}
         for kind, content_type, data in (("image", "image/png", face_png_bytes()), ("audio", "audio/wav", wav_bytes())):
-            slot = client.post("/api/v1/presign/upload", json={"input_type": kind, "content_type": content_type})
+            slot = client.post(
+                "/api/v1/presign/upload", json={"input_type": kind, "content_type": content_type, "size": len(data)}
+            )
             assert slot.status_code == 200, slot.text
             put = httpx.put(slot.json()["upload_url"], content=data, headers={"content-type": content_type})
             assert put.status_code == 200, put.text

@@ -94,6 +94,9 @@ def test_an_idempotency_key_whose_job_was_never_stored_creates_the_job_again(dep
     first = client.post("/api/v1/generate", json=body, headers=key)
     assert first.status_code == 201, first.text
     assert wait_terminal(client, first.json()["job_id"])["status"] == "completed"
+    # The view is served from memory as soon as the job ends; its record is written a moment later.
+    store = JobStore(storage_of(local_storage), "ltx2")
+    wait_until(lambda: store.load(first.json()["job_id"]).status, lambda status: status == "completed")
     # What a creation that failed part-way leaves: the key's marker, and no job behind it.
     storage_of(local_storage).delete_prefix(f"jobs/{first.json()['job_id']}")
 

@@ -12,6 +12,7 @@ from PIL import Image
 from scipy.io import wavfile
 
 from deployments.contract import FromInput, FromStage, ModelSpec, Stage
+from deployments.images import probe_image
 from deployments.ltx2.params import VAE_TEMPORAL_RATIO
 from deployments.media import probe
 from deployments.talking_video.spec import FRAME_GRID, clip_seconds
@@ -77,12 +78,12 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {path.stem: path for path in root.iterdir()}
 
 
-def plan(files: dict[str, Path], image: str = "face", speech: str = "speech1", **fields):
+def plan(files: dict[str, Path], image: str = "face", speech: str = "speech1", config: dict | None = None, **fields):
     body = {"model": "talking_video", "image_base64": "AAAA", "audio_url": "https://example.com/s.wav", **fields}
     request = TALKING_VIDEO.request.model_validate(body)
-    media = {"image": probe(files[image]), "audio": probe(files[speech])}
+    media = {"image": probe_image(files[image]), "audio": probe(files[speech])}
     keys = {"image": "jobs/j/inputs/image.png", "audio": "jobs/j/inputs/audio.wav"}
-    model_args = CATALOGUE.args_model.model_validate({}).models()
+    model_args = CATALOGUE.args_model.model_validate(config or {}).models()
     return plan_stages(TALKING_VIDEO, request, media, keys, CATALOGUE.by_name, model_args)
 
 
@@ -118,3 +119,21 @@ def test_the_animation_takes_ltx2s_aspect_ratio_and_generates_no_sound_of_its_ow
     ltx2, _ = plan(files, aspect_ratio="1:1", resolution="480p")
     assert ltx2["params"]["width"] == ltx2["params"]["height"] == 512  # docs/ltx2.md, the aspect-ratio table
     assert ltx2["params"]["generate_audio"] is False  # the speech is the clip's sound
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "rule"),
+    [
+        ({"ltx2": {"limits": {"image": {"max_width": 64}}}}, "image_base64", "ltx2.limits.image.max_width"),
+        ({"wav2lip": {"limits": {"image": {"max_pixels": 4096}}}}, "image_base64", "wav2lip.limits.image.max_pixels"),
+        ({"wav2lip": {"limits": {"audio": {"max_sample_rate": 8000}}}}, "audio_url", "wav2lip.limits.audio"),
+        ({"wav2lip": {"limits": {"audio": {"max_file_mb": 0.01}}}}, "audio_url", "wav2lip.limits.audio.max_file_mb"),
+    ],
+)
+def test_an_input_over_a_stage_models_own_limits_is_refused_naming_the_chained_field(files, config, field, rule):
+    """The photo and speech pass talking_video's own limits (its defaults); each stage model's limits apply too,
+    so a file its stage would refuse when it runs is refused at submit, under the chained job's field."""
+    with pytest.raises(InvalidInput) as caught:
+        plan(files, config=config)
+    error = caught.value
+    assert error.field == field and rule in error.message, (error.field, error.message)

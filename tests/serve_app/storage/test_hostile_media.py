@@ -11,6 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -43,7 +44,7 @@ def hostile_app(serve_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def upload(client: httpx.Client, kind: str, sample: Sample) -> str:
     subtype = sample.content_type.split("/")[1]  # declared as the field's kind: the bytes decide, not the label
-    body = {"input_type": kind, "content_type": f"{kind}/{subtype}"}
+    body = {"input_type": kind, "content_type": f"{kind}/{subtype}", "size": len(sample.data)}
     presign = client.post("/api/v1/presign/upload", json=body)
     assert presign.status_code == 200, presign.text
     put = httpx.put(presign.json()["upload_url"], content=sample.data, timeout=30)
@@ -177,14 +178,33 @@ def test_a_staged_image_swapped_for_a_bomb_fails_once_as_invalid_image(hostile_a
 
 
 def test_an_upload_over_the_size_limit_is_413_and_nothing_is_stored(hostile_app):
-    client = hostile_app.client
-    presign = client.post("/api/v1/presign/upload", json={"input_type": "audio", "content_type": "audio/wav"}).json()
-    too_big = b"\0" * (200 * 1024 * 1024 + 1)  # one byte over inputs.max_input_mb (200)
+    """A presign over the largest audio file any model takes (200 MiB, inputs.max_input_mb) gets no URL; a URL
+    signed for a small file refuses a bigger body, declared or chunked, before storing a byte."""
+    client, limit = hostile_app.client, 200 * 1024 * 1024
+    slot = {"input_type": "audio", "content_type": "audio/wav"}
+    refused = client.post("/api/v1/presign/upload", json=slot | {"size": limit + 1})
+    assert refused.status_code == 413 and f"over the {limit} byte limit" in refused.text, refused.text
+    presign = client.post("/api/v1/presign/upload", json=slot | {"size": 1024}).json()
+    too_big = b"\0" * (8 * 1024 * 1024)
     answer = httpx.put(presign["upload_url"], content=too_big, timeout=60)
     assert answer.status_code == 413, answer.text
     assert not any(hostile_app.data_dir.glob(presign["key"] + "*")), "the refused body was stored"
-    chunked = httpx.put(
-        presign["upload_url"], content=iter([too_big[: 100 * 2**20], too_big[100 * 2**20 :]]), timeout=60
-    )
+    chunked = httpx.put(presign["upload_url"], content=iter([too_big[:1000], too_big[1000:]]), timeout=60)
     assert chunked.status_code == 413, chunked.text
     assert not (hostile_app.data_dir / presign["key"]).exists()
+
+
+def test_a_chained_input_over_a_stage_models_limit_is_a_422_at_submit(deploy, local_storage):
+    """48 kHz speech is within talking_video's own limits but over this Wav2Lip's (16 kHz here): the talking_video
+    job is refused at submit naming its `audio_key` and Wav2Lip's limit, and nothing of it is kept."""
+    chain = {"enabled": True, "placement": {"num_cpus": 0, "min_replicas": 1, "max_replicas": 1}}
+    tight = {"limits": {"audio": {"max_sample_rate": 16_000}}}
+    client = deploy(app_args(local_storage, talking_video=chain, wav2lip=tight))
+    photo = upload(client, "image", Sample("face", face_png_bytes(), "image/png"))
+    speech = upload(client, "audio", Sample("speech", wav(rate=48_000), "audio/wav"))
+    answer = client.post("/api/v1/generate", json={"model": "talking_video", "image_key": photo, "audio_key": speech})
+    assert answer.status_code == 422, answer.text
+    fields = answer.json()["error"]["fields"]
+    assert fields[0]["field"] == "audio_key" and "wav2lip.limits.audio.max_sample_rate" in fields[0]["message"], fields
+    jobs = Path(local_storage["local_dir"]) / "jobs"
+    assert not jobs.exists() or not any(jobs.iterdir()), "the refused job left files behind"

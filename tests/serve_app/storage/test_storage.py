@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -73,10 +74,11 @@ def test_listing_and_deleting_by_prefix(storage: Storage) -> None:
 def test_s3_presigned_urls_work_with_a_plain_http_client(s3_storage: Storage) -> None:
     """(The local backend's links are gateway routes, tested over HTTP in test_jobs_api and test_delivery.)"""
     storage = s3_storage
-    put_url = storage.presign_put("uploads/u1/audio.wav", "audio/wav", 60)
+    put_url = storage.presign_put("uploads/u1/audio.wav", "audio/wav", 12, 60)
     assert httpx.put(put_url, content=b"RIFF....WAVE", headers={"Content-Type": "audio/wav"}).status_code == 200
     assert storage.get_bytes("uploads/u1/audio.wav") == b"RIFF....WAVE"
     assert "X-Amz-Signature" in put_url  # SigV4, which R2 and current AWS regions require
+    assert "content-length" in parse_qs(urlsplit(put_url).query)["X-Amz-SignedHeaders"][0].split(";")
     assert httpx.get(storage.presign_get("uploads/u1/audio.wav", 60)).content == b"RIFF....WAVE"
 
 
@@ -96,6 +98,10 @@ def test_local_signatures_refuse_tampering_and_expiry(tmp_path: Path) -> None:
     assert not storage.verify("GET", "jobs/a/output.mp4", expires + 1, signature)  # other expiry
     past = int(time.time()) - 1
     assert not storage.verify("GET", "jobs/a/output.mp4", past, storage.sign("GET", "jobs/a/output.mp4", past))
+    put = storage.sign("PUT", "uploads/a/image.png", expires, 100)  # an upload URL is signed for one body size
+    assert storage.verify("PUT", "uploads/a/image.png", expires, put, 100)
+    assert not storage.verify("PUT", "uploads/a/image.png", expires, put, 101)
+    assert not storage.verify("PUT", "uploads/a/image.png", expires, put)
 
 
 def test_local_replicas_share_one_generated_signing_key(tmp_path: Path) -> None:

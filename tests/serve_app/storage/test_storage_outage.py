@@ -152,7 +152,9 @@ def test_a_storage_outage_delays_jobs_and_loses_none(
     running = submit(client, f"hold:{release}", webhook_receiver.url)
     wait_until(lambda: get_job(client, running), lambda j: j.get("stage") == "holding", timeout_s=120)
     waiting = submit(client, "after", webhook_receiver.url)
-    presigned = client.post("/api/v1/presign/upload", json={"input_type": "image", "content_type": "image/png"})
+    presigned = client.post(
+        "/api/v1/presign/upload", json={"input_type": "image", "content_type": "image/png", "size": 4}
+    )
     assert presigned.status_code == 200, presigned.text
     uploaded = httpx.put(presigned.json()["upload_url"], content=b"\x89PNG", headers={"Content-Type": "image/png"})
     assert uploaded.status_code == 200, uploaded.text
