@@ -288,10 +288,11 @@ def test_webhook_storage_and_model_load_metrics(scenario, prometheus):
         q("sum by (outcome) (ray_video_webhook_attempts_total{APP})"), {"outcome=delivered": 1, "outcome=rejected": 1}
     )
     assert prometheus.values(q("ray_video_webhooks_abandoned_total{APP}")) == {}
-    # The model replica wrote two outputs (the crashed attempt never got that far) and four result records.
+    # The model replica wrote two outputs, each a video, its thumbnail and its spritesheet (the crashed attempt
+    # never got that far), and four result records.
     prometheus.wait_for(
         q("sum by (operation, backend) (ray_video_storage_operation_seconds_count{APP, deployment='LTX2Generator'})"),
-        {"backend=local,operation=put_bytes": 4, "backend=local,operation=put_file": 2},
+        {"backend=local,operation=put_bytes": 4, "backend=local,operation=put_file": 6},
     )
     # min_replicas = max_replicas = 1: each model loaded exactly once.
     prometheus.wait_for(
