@@ -134,7 +134,7 @@ def bind_chain(
     stage_queues = {stage.model: queues[stage.model] for stage in spec.stages}
     bound = coordinator.bind(spec.name, stage_queues, spine.storage, secrets, spec.queue)
     window = MAX_ONGOING_CHAINS * model_args.placement.max_replicas
-    return bind_queue(spec, bound, model_args, spine, secrets, window, limiter)
+    return bind_queue(spec, bound, model_args, spine, secrets, window, limiter, chain=True)
 
 
 def bind_queue(
@@ -145,8 +145,10 @@ def bind_queue(
     secrets: Secrets,
     window: int | None = None,
     limiter: Application | None = None,
+    chain: bool = False,
 ) -> Application:
-    """The JobQueue of one model, in front of the deployment that runs its jobs."""
+    """The JobQueue of one model, in front of the deployment that runs its jobs (`chain`: a chained model's, in
+    front of its coordinator: its GPU time is counted by its stages' queues)."""
     queue = serve.deployment(JobQueue).options(
         name=spec.queue,
         num_replicas=1,  # the single writer of its model's job records
@@ -154,4 +156,4 @@ def bind_queue(
         ray_actor_options={"num_cpus": spine.queue_num_cpus},
         graceful_shutdown_timeout_s=10,
     )
-    return queue.bind(spec.name, deployment, spine, model_args, secrets, window, limiter)
+    return queue.bind(spec.name, deployment, spine, model_args, secrets, window, limiter, chain)

@@ -124,3 +124,28 @@ class UntilCancelledRunner(FakeRunner):
             reporter.report("waiting for cancel", 0.25)
             time.sleep(0.1)
         raise JobFailed(f"not cancelled within {self.LIMIT_S} s", code="not_cancelled")
+
+
+class GatedRunner(FakeRunner):
+    """FakeRunner (a quarter second a job) with two prompts a test steers: `hold:<path>` reports until that file
+    exists, so the test decides when each job ends and in which order jobs can start; `crash once` reports its
+    progress for `CRASH_AFTER_S` on its first attempt, then crashes (a run that used GPU time, with no result)."""
+
+    HOLD_LIMIT_S = 600.0
+    CRASH_AFTER_S = 2.0
+
+    def run(self, job: JobSpec, inputs: dict[str, Path], workdir: Path, reporter: Reporter) -> RunOutput:
+        prompt = str(job.params.get("prompt", ""))
+        if prompt == "crash once" and job.attempt == 1:
+            started = time.monotonic()
+            while (elapsed := time.monotonic() - started) < self.CRASH_AFTER_S:
+                reporter.report("denoising", elapsed / self.CRASH_AFTER_S)  # progress moves: each one is sent
+                time.sleep(0.1)
+            raise RuntimeError("simulated crash of the model run")
+        if prompt.startswith("hold:"):
+            release, deadline = Path(prompt.removeprefix("hold:")), time.monotonic() + self.HOLD_LIMIT_S
+            while not release.exists() and time.monotonic() < deadline:
+                reporter.raise_if_cancelled()
+                reporter.report("holding", 0.01)
+                time.sleep(0.1)
+        return super().run(job, inputs, workdir, reporter)

@@ -55,6 +55,7 @@ class JobQueue:
         secrets: Secrets,
         window: int | None = None,
         limiter: DeploymentHandle | None = None,
+        chain: bool = False,
     ) -> None:
         joblogs.route_logs_to_serve()
         self._model = model
@@ -65,9 +66,9 @@ class JobQueue:
         self._book = RecordBook(store, self._direct, model)
         self._order = FairShareOrder(args.tenants, model)
         charge = limiter.charge.remote if limiter is not None else None  # the TenantLedger deployment
-        # `window` is given for a chain's coordinator only: its stages' queues count the chain's GPU time
+        # `chain`: a chained model's queue, whose GPU time its stages' queues count
         self._accounts = TenantAccounts(model, args.tenants, model_args.placement, store.storage, charge,
-                                        self._qargs.retry_after_s, chain=window is not None)  # fmt: skip
+                                        self._qargs.retry_after_s, chain=chain)  # fmt: skip
         self._supervisor = RunSupervisor(self._qargs.heartbeat_timeout_s)
         self._calls = ModelCalls(model, model_handle, self._supervisor, self._book, self._qargs.heartbeat_timeout_s)
         self._watchers = Watchers()
@@ -302,12 +303,7 @@ class JobQueue:
     async def _write_end(self, record: JobRecord, now: bool = False) -> None:
         """Bill the job (its ledger entry first: a restart before the record is written bills the same entry again),
         write the terminal record, then send its webhook; unwritten, the monitor tries again each pass."""
-        try:
-            await self._accounts.bill(record)
-        except StorageError as exc:
-            logger.error("job %s ended but is not billed yet (%s)", record.job_id, exc, extra={"job_id": record.job_id})
-            return
-        if await self._book.write_end(record, now) and record.webhook is not None:
+        if await self._book.write_end(record, now, before=self._accounts.bill) and record.webhook is not None:
             self._spawn(self._webhooks.send(record))
 
     # ---- recovery and the monitor loop ----------------------------------------------------------

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from serve_app.errors import IdempotencyConflict, JobNotFound, NotFound, StorageError
 from serve_app.jobs.store import JobResult, JobStore
 from serve_app.schemas import JobRecord
 
 logger = logging.getLogger("serve_app.jobs.records")
+EndStep = Callable[[JobRecord], Awaitable[None]]  # a step before a terminal record is written (raises StorageError)
 END_WRITE_WAIT_S = 10.0
 
 
@@ -95,11 +97,16 @@ class RecordBook:
         self._unfinished.pop(record.job_id, None)
         self._dirty.discard(record.job_id)
 
-    async def write_end(self, record: JobRecord, now: bool = False) -> bool:
-        """Write a terminal record and leave the active index; True once written. `now`: one direct try (the
-        monitor's), else wait out an outage up to the retry window."""
+    async def write_end(self, record: JobRecord, now: bool = False, before: EndStep | None = None) -> bool:
+        """Write a terminal record and leave the active index; True once written, False when it is not written yet
+        or another call is writing it. `now`: one direct try (the monitor's), else wait out an outage up to the
+        retry window. `before` (the job's ledger entry) runs first, inside the same guard: one write at a time."""
+        if record.job_id in self._end_writes:
+            return False
         self._end_writes.add(record.job_id)
         try:
+            if before is not None:
+                await before(record)
             store = self._direct if now else self._store
             await asyncio.to_thread(store.finish, record, record.webhook is not None)
         except StorageError as exc:

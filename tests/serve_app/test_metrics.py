@@ -38,6 +38,8 @@ from tests.conftest import (
 from tests.fakes import FakeRunner
 
 APP = "observed"
+TENANT, TENANT_KEY = "acme", "test-key-acme"  # a named key (`acme:...`); the scenario's other keys are unnamed
+TENANTS = {"overrides": {TENANT: {"submissions_per_minute": 1}}, "gpu_hour_price": {"cpu": 3600.0}}  # 1 s costs 1
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 DASHBOARD = REPO / "deploy" / "grafana" / "video-jobs.json"
 DOC = REPO / "docs" / "observability.md"
@@ -170,12 +172,16 @@ class Scenario:
     jobs: dict[str, dict[str, Any]]  # completed, failed, cancelled -> final job view
     running_seen: dict[str, float]  # the running gauge while the lingering job ran
     webhook_deliveries: int
+    tenant_job: dict[str, Any]  # the final view of the named tenant's one job
+    tenant_refused: httpx.Response  # its second submission, over its submissions_per_minute
 
 
 @pytest.fixture(scope="module")
 def scenario(serve_url: str, prometheus: Prometheus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     """A completed job (one crash, then a retry; one rejected webhook, then a delivered one), a failed one,
-    a cancelled one, and three rejected requests, all on app `observed` with JSON logs in a known folder."""
+    a cancelled one, and three rejected requests, all of the unnamed keys' tenant (`default`); then the named
+    tenant's one completed job and its 429 (over `submissions_per_minute`); all on app `observed`, with CPU time
+    priced so costs are not zero, and JSON logs in a known folder."""
     from ray import serve
 
     from serve_app.app import build_app
@@ -185,15 +191,19 @@ def scenario(serve_url: str, prometheus: Prometheus, tmp_path_factory: pytest.Te
         serve.delete(leftover)
     root = tmp_path_factory.mktemp(APP)
     storage = {"backend": "local", "local_dir": str(root / "data"), "public_base_url": f"{serve_url}/{APP}"}
-    args = app_args(storage, runner=f"{__name__}:MetricsRunner", placement={"max_replicas": 1})
+    args = app_args(storage, runner=f"{__name__}:MetricsRunner", placement={"max_replicas": 1}, tenants=TENANTS)
     logging_config = {"encoding": "JSON", "logs_dir": str(root / "logs")}
-    serve.run(build_app(AppArgs.model_validate(args)), name=APP, route_prefix=f"/{APP}", logging_config=logging_config)
+    with pytest.MonkeyPatch.context() as env:  # the builder reads the keys; the tenant's name comes with its key
+        env.setenv("API_KEYS", f"{API_KEY},{OTHER_KEY},{TENANT}:{TENANT_KEY}")
+        app = build_app(AppArgs.model_validate(args))
+    serve.run(app, name=APP, route_prefix=f"/{APP}", logging_config=logging_config)
     client = httpx.Client(base_url=f"{serve_url}/{APP}", headers=AUTH, timeout=30)
+    tenant = httpx.Client(base_url=f"{serve_url}/{APP}", headers={"Authorization": f"Bearer {TENANT_KEY}"}, timeout=30)
     receiver = WebhookReceiver()
     receiver.fail_first = 1
 
-    def submit(prompt: str, **extra: Any) -> str:
-        response = client.post("/api/v1/generate", json={"model": "ltx2", "prompt": prompt, "duration": 1, **extra})
+    def submit(prompt: str, caller: httpx.Client = client, **extra: Any) -> str:
+        response = caller.post("/api/v1/generate", json={"model": "ltx2", "prompt": prompt, "duration": 1, **extra})
         assert response.status_code == 201, response.text
         return response.json()["job_id"]
 
@@ -214,10 +224,13 @@ def scenario(serve_url: str, prometheus: Prometheus, tmp_path_factory: pytest.Te
             assert client.post("/api/v1/generate", json=body).status_code == 422
         assert httpx.get(jobs["completed"]["result_url"]).status_code == 200  # a signed URL, used once
         wait_until(lambda: len(receiver.deliveries), lambda n: n == 2)
-        yield Scenario(client, root / "logs", jobs, running_seen, len(receiver.deliveries))
+        tenant_job = wait_terminal(tenant, submit("a tenant's job", tenant))
+        refused = tenant.post("/api/v1/generate", json={"model": "ltx2", "prompt": "one too many", "duration": 1})
+        yield Scenario(client, root / "logs", jobs, running_seen, len(receiver.deliveries), tenant_job, refused)
     finally:
         receiver.close()
         client.close()
+        tenant.close()
         serve.delete(APP)
 
 
@@ -235,13 +248,16 @@ def test_the_jobs_end_as_the_scenario_intends(scenario):
     assert jobs["failed"]["status"] == "failed" and jobs["failed"]["error_code"] == "unsupported_prompt"
     assert jobs["cancelled"]["status"] == "cancelled"
     assert scenario.webhook_deliveries == 2
+    assert scenario.tenant_job["status"] == "completed", scenario.tenant_job
+    assert scenario.tenant_refused.status_code == 429, scenario.tenant_refused.text
+    assert scenario.tenant_refused.json()["error"]["limit"] == "submissions_per_minute"
 
 
 def test_job_counters_equal_what_the_jobs_did(scenario, prometheus):
-    prometheus.wait_for(q("sum by (model) (ray_video_jobs_submitted_total{APP})"), {"model=ltx2": 3})
+    prometheus.wait_for(q("sum by (model) (ray_video_jobs_submitted_total{APP})"), {"model=ltx2": 4})
     prometheus.wait_for(
         q("sum by (status) (ray_video_jobs_finished_total{APP, model='ltx2'})"),
-        {"status=completed": 1, "status=failed": 1, "status=cancelled": 1},
+        {"status=completed": 2, "status=failed": 1, "status=cancelled": 1},
     )
     prometheus.wait_for(q("sum by (code) (ray_video_job_failures_total{APP})"), {"code=unsupported_prompt": 1})
     prometheus.wait_for(q("sum by (model, reason) (ray_video_job_retries_total{APP})"), {"model=ltx2,reason=crash": 1})
@@ -256,11 +272,11 @@ def test_queue_gauges_showed_the_running_job_and_drain_to_zero(scenario, prometh
 
 def test_latency_histograms_observe_every_finished_job_once(scenario, prometheus):
     for name in ("ray_video_job_queue_wait_seconds", "ray_video_job_run_seconds"):
-        prometheus.wait_for(q(f"sum by (model) ({name}_count{{APP}})"), {"model=ltx2": 3})
-        prometheus.wait_for(q(f'sum by (model) ({name}_bucket{{APP, le="+Inf"}})'), {"model=ltx2": 3})
+        prometheus.wait_for(q(f"sum by (model) ({name}_count{{APP}})"), {"model=ltx2": 4})
+        prometheus.wait_for(q(f'sum by (model) ({name}_bucket{{APP, le="+Inf"}})'), {"model=ltx2": 4})
     prometheus.wait_for(
         q("sum by (status) (ray_video_job_e2e_seconds_count{APP})"),
-        {"status=completed": 1, "status=failed": 1, "status=cancelled": 1},
+        {"status=completed": 2, "status=failed": 1, "status=cancelled": 1},
     )
     # The lingering job ran for over a second, so the slowest run is past the first buckets.
     slowest = prometheus.values(q("histogram_quantile(1, sum by (le) (ray_video_job_run_seconds_bucket{APP}))"))
@@ -272,10 +288,11 @@ def test_webhook_storage_and_model_load_metrics(scenario, prometheus):
         q("sum by (outcome) (ray_video_webhook_attempts_total{APP})"), {"outcome=delivered": 1, "outcome=rejected": 1}
     )
     assert prometheus.values(q("ray_video_webhooks_abandoned_total{APP}")) == {}
-    # The model replica wrote one output (the crashed attempt never got that far) and three result records.
+    # The model replica wrote two outputs, each a video, its thumbnail and its spritesheet (the crashed attempt
+    # never got that far), and four result records.
     prometheus.wait_for(
         q("sum by (operation, backend) (ray_video_storage_operation_seconds_count{APP, deployment='LTX2Generator'})"),
-        {"backend=local,operation=put_bytes": 3, "backend=local,operation=put_file": 1},
+        {"backend=local,operation=put_bytes": 4, "backend=local,operation=put_file": 6},
     )
     # min_replicas = max_replicas = 1: each model loaded exactly once.
     prometheus.wait_for(
@@ -294,23 +311,58 @@ def test_input_rejections_by_field_and_reason(scenario, prometheus):
     )
 
 
+def test_tenant_metrics_are_labelled_with_the_configured_name_and_default_for_unnamed_keys(scenario, prometheus):
+    default_jobs = list(scenario.jobs.values())
+    tenant_job = scenario.tenant_job
+
+    def close_to(expected: dict[str, float]):
+        return lambda seen: (
+            seen.keys() == expected.keys() and all(abs(seen[k] - v) <= 0.01 for k, v in expected.items())
+        )
+
+    for metric, field in (
+        ("ray_video_gpu_seconds_total", "gpu_s"),
+        ("ray_video_billable_gpu_seconds_total", "billable_gpu_s"),
+        ("ray_video_job_cost_total", "cost"),
+    ):
+        expected = {
+            f"model=ltx2,tenant={TENANT}": tenant_job["usage"][field],
+            "model=ltx2,tenant=default": sum(job["usage"][field] for job in default_jobs),
+        }
+        assert all(value > 0 for value in expected.values()), (metric, expected)
+        wait_until(lambda m=metric: prometheus.values(q(f"sum by (model, tenant) ({m}{{APP}})")), close_to(expected),
+                   timeout_s=120, period_s=0.5)  # fmt: skip
+    prometheus.wait_for(
+        q("sum by (tenant, status) (ray_video_tenant_jobs_finished_total{APP, model='ltx2'})"),
+        {f"status=completed,tenant={TENANT}": 1}
+        | {f"status={status},tenant=default": 1 for status in ("completed", "failed", "cancelled")},
+    )
+    prometheus.wait_for(
+        q("sum by (model, tenant, reason) (ray_video_tenant_rejections_total{APP})"),
+        {f"model=ltx2,reason=submissions_per_minute,tenant={TENANT}": 1},
+    )
+    # The label's values are the configured names: never a key, whatever series carries it.
+    labels = prometheus.values(f'count by (tenant) ({{application="{APP}", tenant!=""}})')
+    assert set(labels) == {f"tenant={TENANT}", "tenant=default"}, labels
+
+
 def test_serve_own_metrics_are_scraped_alongside(scenario, prometheus):
     prometheus.wait_for(
         q("sum by (deployment) (ray_serve_deployment_replica_healthy{APP})"),
         {"deployment=Gateway": 1, "deployment=LTX2Queue": 1, "deployment=Wav2LipQueue": 1}
-        | {"deployment=LTX2Generator": 1, "deployment=Wav2LipSyncer": 1},
+        | {"deployment=LTX2Generator": 1, "deployment=Wav2LipSyncer": 1, "deployment=TenantLedger": 1},
     )
-    # Four runs reached the model replica: three returned a result, the crash raised (Serve counts it apart).
+    # Five runs reached the model replica: four returned a result, the crash raised (Serve counts it apart).
     prometheus.wait_for(
         q("sum by (deployment) (ray_serve_deployment_request_counter_total{APP, deployment='LTX2Generator'})"),
-        {"deployment=LTX2Generator": 3},
+        {"deployment=LTX2Generator": 4},
     )
     prometheus.wait_for(
         q("sum by (deployment) (ray_serve_deployment_error_counter_total{APP, deployment='LTX2Generator'})"),
         {"deployment=LTX2Generator": 1},
     )
-    http = q("sum(ray_serve_num_http_requests_total{APP})")  # 6 POSTs and a cancel, plus polls
-    wait_until(lambda: prometheus.values(http).get("", 0), lambda n: n >= 7, timeout_s=120)
+    http = q("sum(ray_serve_num_http_requests_total{APP})")  # 8 POSTs and a cancel, plus polls
+    wait_until(lambda: prometheus.values(http).get("", 0), lambda n: n >= 9, timeout_s=120)
 
 
 def test_alert_rules_load_and_evaluate_in_prometheus(scenario, prometheus):
@@ -323,7 +375,7 @@ def test_alert_rules_load_and_evaluate_in_prometheus(scenario, prometheus):
         return {r["name"]: r["health"] for g in groups for r in g["rules"]}
 
     wait_until(rules, lambda seen: seen == dict.fromkeys(expected, "ok"), timeout_s=60)
-    # One failure in three jobs is a third, over the ratio threshold, but under the 5-job minimum.
+    # One failure in four jobs is a quarter, over the ratio threshold, but under the 5-job minimum.
     firing = httpx.get(f"{prometheus.url}/api/v1/alerts").json()["data"]["alerts"]
     assert [a for a in firing if a["labels"].get("application") == APP] == []
 
@@ -372,7 +424,8 @@ def test_job_log_lines_are_json_tagged_with_job_and_model_without_secrets(scenar
     text = "\n".join(f.read_text() for f in scenario.logs_dir.iterdir())
     signature = re.search(r"signature=([0-9a-f]+)", scenario.jobs["completed"]["result_url"])
     assert signature
-    for secret in (API_KEY, OTHER_KEY, WEBHOOK_SECRET, WEBHOOK_SECRET.removeprefix("whsec_"), signature.group(1)):
+    secrets = (API_KEY, OTHER_KEY, TENANT_KEY, WEBHOOK_SECRET, WEBHOOK_SECRET.removeprefix("whsec_"))
+    for secret in (*secrets, signature.group(1)):
         assert secret not in text
 
 
