@@ -42,7 +42,13 @@ from deployments.contract.spec import (
     UploadKey,
     exactly_one,
 )
-from deployments.contract.videos_api import OpenAIMapping, Reference, VideoFields, describe_from_params
+from deployments.contract.videos_api import (
+    OpenAIMapping,
+    Reference,
+    VideoFields,
+    describe_from_params,
+    speech_fields,
+)
 
 __all__ = [
     "MODEL_NAME",
@@ -79,4 +85,5 @@ __all__ = [
     "describe_from_params",
     "exactly_one",
     "resolve_device",
+    "speech_fields",
 ]

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployments.contract.errors import InvalidInput
+
 
 class Reference(BaseModel):
     """An input file as the surface received it: exactly one of an upload key (a file sent with the request,
@@ -54,6 +56,18 @@ class VideoFields(BaseModel):
     size: tuple[int, int] | None = None
     input_reference: Reference | None = None
     extra: dict[str, Any] = Field(default_factory=dict)  # fields OpenAI does not define, as sent (files as Reference)
+
+
+def speech_fields(extra: dict[str, Any]) -> dict[str, str]:
+    """The request fields of the speech a lip-sync model takes as the extra field `audio` (a file, an upload key or
+    a URL), taken out of `extra`; none when it is absent."""
+    audio = extra.pop("audio", None)
+    if audio is None:
+        return {}
+    speech = audio if isinstance(audio, Reference) else Reference.from_text(str(audio), "audio")
+    if speech.base64 is not None:
+        raise InvalidInput("audio", "send the speech as a file, an upload key or a URL")
+    return speech.as_field("audio")
 
 
 # request(fields, args) -> the model's request body (a dict with its `model`), checked by its request type and plan.

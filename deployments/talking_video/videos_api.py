@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployments.contract import InvalidInput, ModelArgs, OpenAIMapping, Reference, VideoFields
+from deployments.contract import InvalidInput, ModelArgs, OpenAIMapping, VideoFields, speech_fields
 
 
 def to_request(fields: VideoFields, args: ModelArgs) -> dict[str, Any]:
@@ -23,12 +23,7 @@ def to_request(fields: VideoFields, args: ModelArgs) -> dict[str, Any]:
         if fields.input_reference.kind != "image":
             raise InvalidInput("input_reference", "a talking video starts from a photo (an image)")
         body |= fields.input_reference.as_field("image")
-    audio = extra.pop("audio", None)
-    if audio is not None:
-        speech = audio if isinstance(audio, Reference) else Reference.from_text(str(audio), "audio")
-        if speech.base64 is not None:
-            raise InvalidInput("audio", "send the speech as a file, an upload key or a URL")
-        body |= speech.as_field("audio")
+    body |= speech_fields(extra)
     return {**extra, **body}
 
 

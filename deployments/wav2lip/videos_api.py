@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployments.contract import InvalidInput, OpenAIMapping, Reference, VideoFields
+from deployments.contract import InvalidInput, OpenAIMapping, VideoFields, speech_fields
 from deployments.wav2lip.args import Wav2LipArgs
 
 
@@ -22,12 +22,7 @@ def to_request(fields: VideoFields, args: Wav2LipArgs) -> dict[str, Any]:
         if face.base64 is not None or face.kind == "audio":
             raise InvalidInput("input_reference", "Wav2Lip takes the face as an image or video file, key or URL")
         body |= face.as_field(face.kind)
-    audio = extra.pop("audio", None)
-    if audio is not None:
-        speech = audio if isinstance(audio, Reference) else Reference.from_text(str(audio), "audio")
-        if speech.base64 is not None:
-            raise InvalidInput("audio", "send the speech as a file, an upload key or a URL")
-        body |= speech.as_field("audio")
+    body |= speech_fields(extra)
     return {**extra, **body}
 
 
